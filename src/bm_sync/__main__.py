@@ -1,0 +1,3 @@
+from bm_sync.cli import main
+
+main()

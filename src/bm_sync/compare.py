@@ -1,0 +1,59 @@
+"""The one decision that keeps unchanged files unread: does a file's lstat still match its entry?
+
+Kept pure and tiny on purpose (restic's `fileChanged` is the model): it is the predicate every
+path of every run goes through, and the one a reviewer must be able to check at a glance.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from bm_sync.index_format import IndexEntry
+
+_U32 = 0xFFFFFFFF
+# Seconds of slack before the scan start during which a recorded mtime is "racy": file system
+# timestamps come from a coarse clock (and FAT rounds to 2 s), so a file written in the same
+# tick as our lstat can change again without its mtime or size moving.
+RACY_SLACK_NS = 2_000_000_000
+
+
+def git_mode(st_mode: int) -> int:
+    """The mode git records for a regular file: 100755 when the owner may execute, else 100644."""
+    return 0o100755 if st_mode & stat.S_IXUSR else 0o100644
+
+
+def stat_matches(entry: IndexEntry, stat_result: os.stat_result) -> bool:
+    """True when size, mtime, ctime, inode, device and mode all equal the recorded ones.
+
+    ctime is what catches a same-size edit whose mtime was put back (`touch -r`, `cp -p`,
+    `os.utime`): the kernel always moves ctime forward. Inode and device catch a file replaced
+    by another (an editor's save-by-rename). Values are compared as the index stores them:
+    inode and device truncated to 32 bits.
+    """
+    return (
+        entry.size == stat_result.st_size
+        and entry.mtime_ns == stat_result.st_mtime_ns
+        and entry.ctime_ns == stat_result.st_ctime_ns
+        and entry.ino == stat_result.st_ino & _U32
+        and entry.dev == stat_result.st_dev & _U32
+        and entry.mode == git_mode(stat_result.st_mode)
+    )
+
+
+def racy_threshold(index_file_mtime_ns: int, recorded_racy_after_ns: object) -> int:
+    """The mtime from which an entry must be re-hashed even though its stat matches.
+
+    Git's rule: an entry whose mtime is not strictly older than the index file's own mtime may
+    have changed after it was recorded, within the same timestamp tick. We record, in the index
+    metadata, the (earlier) start of the scan that produced the entries minus `RACY_SLACK_NS`,
+    because the index is written after the database commit, possibly long after the lstat.
+    """
+    if isinstance(recorded_racy_after_ns, int):
+        return min(index_file_mtime_ns, recorded_racy_after_ns)
+    return index_file_mtime_ns
+
+
+def is_racy(entry: IndexEntry, threshold_ns: int) -> bool:
+    """Whether the entry's recorded stat cannot prove the content unchanged."""
+    return entry.mtime_ns >= threshold_ns

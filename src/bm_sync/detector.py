@@ -1,0 +1,464 @@
+"""What changed in this folder since the last recorded state?
+
+`Detector(root).detect()` returns a `DetectionRun`: iterate it to receive `Change` and
+`Failure` records as a stream, then (for a recording run) call `record()` to write the new state
+into the index. The stages are separate modules; this one only wires them:
+
+    index_format.read_index ─┐
+                             ├─ sorted merge ─ compare.stat_matches ─┬─ unchanged (never opened)
+    scan.walk ───────────────┘                                       └─ hashing pool (bounded)
+                                                                          │
+                   renames.pair_moves  <─ deleted + added (held until the walk ends)
+                                                                          │
+                                       MODIFIED streams out as soon as its hash is known
+
+Memory: the index buffer, the files in flight in the pool, and the added/deleted candidates
+(a move can only be paired once every deletion is known). Unchanged files cost nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bm_sync.changes import Change, ChangeKind, Failure, HashKind
+from bm_sync.compare import RACY_SLACK_NS, git_mode, is_racy, racy_threshold, stat_matches
+from bm_sync.errors import BmSyncError, IndexCorrupt, NotAFolder
+from bm_sync.hashing import HashedFile, HashPolicy, hash_file, is_sketched
+from bm_sync.ignore import IgnoreRules
+from bm_sync.index_format import IndexEntry, IndexSnapshot, read_index, write_index
+from bm_sync.lock import FolderLock
+from bm_sync.renames import MoveCandidate, pair_moves
+from bm_sync.scan import EventKind, describe_os_error, walk
+from bm_sync.sketch import SketchStore, compute_sketch
+
+STATE_DIR = ".basic-memory"
+INDEX_FILE = "index"
+SKETCH_FILE = "sketches.db"
+INDEX_FORMAT = 1
+_U32 = 0xFFFFFFFF
+
+Record = Change | Failure
+
+
+@dataclass
+class StatusReport:
+    """Everything one run found, collected (what `bm status` prints)."""
+
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    unchanged: int = 0
+    hashed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def change_count(self) -> int:
+        return len(self.added) + len(self.modified) + len(self.deleted) + len(self.moved)
+
+    def add(self, record: Record) -> None:
+        if isinstance(record, Failure):
+            self.failed.append(record)
+        elif record.kind is ChangeKind.MOVED:
+            self.moved.append((record.old_path or "", record.path))
+        else:
+            getattr(self, record.kind.value).append(record.path)
+
+    def to_json(self) -> dict[str, object]:
+        """The documented JSON shape of `bm status --json`."""
+        return {
+            "added": self.added,
+            "modified": self.modified,
+            "deleted": self.deleted,
+            "moved": [{"from": old, "to": new} for old, new in self.moved],
+            "failed": [{"path": failure.path, "error": failure.error} for failure in self.failed],
+            "unchanged": self.unchanged,
+        }
+
+
+class Detector:
+    """The change detector of one folder.
+
+    `policy` sets the hashing thresholds and parallelism; `include_hidden` also tracks names
+    starting with a dot. A detector is cheap to create; each `detect()` is one pass.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        policy: HashPolicy | None = None,
+        include_hidden: bool = False,
+    ) -> None:
+        self.root = Path(os.path.abspath(root))
+        if not self.root.is_dir():
+            raise NotAFolder(f"not a folder: {root}")
+        self.policy = policy or HashPolicy()
+        self.include_hidden = include_hidden
+        self.state_dir = self.root / STATE_DIR
+        self.index_path = self.state_dir / INDEX_FILE
+        self.lock = FolderLock(self.state_dir)
+
+    def detect(self, *, writable: bool = False) -> DetectionRun:
+        """Start a run. Only a `writable` run can `record()`; `bm status` uses a read-only one,
+        which writes nothing at all (not the index, not the sketch cache)."""
+        return DetectionRun(self, writable=writable)
+
+    def changes(self) -> Iterator[Change]:
+        """Stream the changes a sync would apply (read-only; failures are left out)."""
+        for record in self.detect():
+            if isinstance(record, Change):
+                yield record
+
+    def status(self) -> StatusReport:
+        """Collect one read-only run into a report."""
+        return self.detect().collect()
+
+    def record(self) -> StatusReport:
+        """Detect and write the current state into the index; return what was found.
+
+        This is what the sync engine does after its database commit; on its own it makes
+        "now" the baseline of the next `status`.
+        """
+        with self.lock.hold():
+            run = self.detect(writable=True)
+            report = run.collect()
+            run.record()
+        return report
+
+    def index_meta(self) -> dict[str, object]:
+        """The metadata recorded in the index (empty when there is no readable index)."""
+        try:
+            return dict(read_index(self.index_path).meta)
+        except IndexCorrupt:
+            return {}
+
+
+class DetectionRun:
+    """One pass over the folder. Iterate it once; counters are final when it is exhausted."""
+
+    def __init__(self, detector: Detector, *, writable: bool) -> None:
+        self.detector = detector
+        self.writable = writable
+        self.unchanged = 0
+        self.hashed = 0
+        self.warnings: list[str] = []
+        self.index_rebuilt = False
+        self.finished = False
+        self._started = False
+        self._scan_start_ns = 0
+        self._snapshot = IndexSnapshot.empty()
+        self._sketches = SketchStore(detector.state_dir / SKETCH_FILE, writable=writable)
+        # What record() writes: new entries by path, removed paths, added paths.
+        self._updates: dict[bytes, IndexEntry] = {}
+        self._removed: set[bytes] = set()
+        self._new_paths: list[bytes] = []
+        self._changed = False
+        self._deleted: list[IndexEntry] = []
+        self._added: list[tuple[MoveCandidate, IndexEntry]] = []
+
+    # -- the pass ---------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Record]:
+        if self._started:
+            raise BmSyncError("a detection run can be iterated only once")
+        self._started = True
+        self._scan_start_ns = time.time_ns()
+        self._snapshot = self._load_snapshot()
+        rules = IgnoreRules(self.detector.root, include_hidden=self.detector.include_hidden)
+        yield from self._merge(rules)
+        for path, reason in rules.errors:
+            yield Failure(path, f"cannot read ignore file: {reason}")
+        yield from self._pair_and_emit()
+        self.finished = True
+
+    def collect(self) -> StatusReport:
+        """Drain the run into a `StatusReport`."""
+        report = StatusReport()
+        for record in self:
+            report.add(record)
+        report.unchanged = self.unchanged
+        report.hashed = self.hashed
+        report.warnings = list(self.warnings)
+        return report
+
+    def _load_snapshot(self) -> IndexSnapshot:
+        try:
+            return read_index(self.detector.index_path)
+        except IndexCorrupt as error:
+            self.warnings.append(f"index {self.detector.index_path} is corrupt ({error}); "
+                                 "rebuilding it by a full scan")
+            self.index_rebuilt = True
+            return IndexSnapshot.empty()
+
+    def _merge(self, rules: IgnoreRules) -> Iterator[Record]:
+        """Merge the sorted index with the sorted walk; hash what the stat cannot vouch for."""
+        detector = self.detector
+        policy = detector.policy
+        snapshot = self._snapshot
+        threshold = racy_threshold(snapshot.file_mtime_ns, snapshot.meta.get("racy_after_ns"))
+        root = os.fsencode(detector.root)
+        entries = snapshot.entries()
+        current = next(entries, None)
+        failed_prefix: bytes | None = None
+        pending: dict[Future[HashedFile], tuple[bytes, IndexEntry | None]] = {}
+        pool: ThreadPoolExecutor | None = None
+        limit = policy.max_in_flight
+        try:
+            for event in walk(root, rules):
+                path = event.path
+                while current is not None and current.path < path:
+                    if failed_prefix is not None and current.path.startswith(failed_prefix):
+                        self._keep(current)
+                    else:
+                        self._deleted.append(current)
+                    current = next(entries, None)
+                if event.kind is EventKind.FAILED_DIR:
+                    failed_prefix = path
+                    yield Failure(os.fsdecode(path.rstrip(b"/")), event.error or "unreadable")
+                    continue
+                old = current if current is not None and current.path == path else None
+                if old is not None:
+                    current = next(entries, None)
+                if event.kind is EventKind.FAILED:
+                    if old is not None:
+                        self._keep(old)
+                    yield Failure(os.fsdecode(path), event.error or "unreadable")
+                    continue
+                stat_result = event.stat_result
+                assert stat_result is not None
+                if (old is not None and stat_matches(old, stat_result)
+                        and not is_racy(old, threshold)
+                        and old.hash_kind is policy.kind_for(stat_result.st_size)):
+                    self.unchanged += 1
+                    continue
+                if pool is None:
+                    pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="bm-hash")
+                future = pool.submit(hash_file, os.path.join(root, path), policy)
+                pending[future] = (path, old)
+                if len(pending) >= limit:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for finished in done:
+                        yield from self._collect_hash(finished, *pending.pop(finished))
+            while current is not None:
+                if failed_prefix is not None and current.path.startswith(failed_prefix):
+                    self._keep(current)
+                else:
+                    self._deleted.append(current)
+                current = next(entries, None)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for finished in done:
+                    yield from self._collect_hash(finished, *pending.pop(finished))
+        finally:
+            if pool is not None:
+                for future in pending:
+                    future.cancel()
+                pool.shutdown(wait=True)
+
+    def _collect_hash(
+        self, future: Future[HashedFile], path: bytes, old: IndexEntry | None
+    ) -> Iterator[Record]:
+        try:
+            hashed = future.result()
+        except Exception as error:  # one file's problem never aborts the run
+            if old is not None:
+                self._keep(old)
+            reason = (describe_os_error(error) if isinstance(error, OSError)
+                      else f"cannot hash: {type(error).__name__}: {error}")
+            yield Failure(os.fsdecode(path), reason)
+            return
+        self.hashed += 1
+        stat_result = hashed.stat_result
+        entry = IndexEntry(
+            path, stat_result.st_ctime_ns, stat_result.st_mtime_ns, stat_result.st_dev & _U32,
+            stat_result.st_ino & _U32, git_mode(stat_result.st_mode), stat_result.st_uid,
+            stat_result.st_gid, stat_result.st_size, hashed.content_id, hashed.hash_kind)
+        if not hashed.stable:
+            # Changed while we read it: report it, but never record it as clean.
+            entry = _smudged(entry)
+        if hashed.sketch is not None and self.writable:
+            self._sketches.put(hashed.content_id, hashed.permalink, hashed.sketch)
+        if old is None:
+            candidate = MoveCandidate(path, hashed.content_id, entry.dev, entry.ino,
+                                      hashed.permalink)
+            self._added.append((candidate, entry))
+            return
+        if hashed.content_id == old.content_id and hashed.hash_kind is old.hash_kind:
+            self.unchanged += 1
+            if self.writable and not stat_matches(old, stat_result):
+                self._updates[path] = entry  # a touch: refresh the stat, content is the same
+                self._changed = True
+            return
+        if self.writable:
+            self._updates[path] = entry
+        self._changed = True
+        yield _change(ChangeKind.MODIFIED, entry, permalink=hashed.permalink)
+
+    def _keep(self, entry: IndexEntry) -> None:
+        """Keep a recorded entry we could not examine; smudge it so the next run re-checks it."""
+        if self.writable:
+            self._updates[entry.path] = _smudged(entry)
+
+    def _pair_and_emit(self) -> Iterator[Record]:
+        deleted = self._deleted
+        added = self._added
+        entries_by_path = {candidate.path: entry for candidate, entry in added}
+        old_by_path = {entry.path: entry for entry in deleted}
+        store = self._sketches
+        deleted_candidates = [
+            MoveCandidate(entry.path, entry.content_id, entry.dev, entry.ino,
+                          self._recorded_permalink(entry) if added else None)
+            for entry in deleted
+        ]
+        moves, still_deleted, still_added = pair_moves(
+            deleted_candidates,
+            [candidate for candidate, _entry in added],
+            old_sketch=lambda candidate: _sketch_of(store.get(candidate.content_id)),
+            new_sketch=self._new_sketch,
+        )
+        for move in moves:
+            entry = entries_by_path[move.new.path]
+            self._record_new(entry)
+            self._removed.add(move.old.path)
+            yield _change(ChangeKind.MOVED, entry, old_path=os.fsdecode(move.old.path),
+                          permalink=move.new.permalink)
+        for candidate in still_added:
+            entry = entries_by_path[candidate.path]
+            self._record_new(entry)
+            yield _change(ChangeKind.ADDED, entry, permalink=candidate.permalink)
+        for candidate in still_deleted:
+            self._removed.add(candidate.path)
+            old = old_by_path[candidate.path]
+            yield Change(ChangeKind.DELETED, os.fsdecode(old.path))
+        if moves or still_added or still_deleted:
+            self._changed = True
+        self._deleted = []
+        self._added = []
+
+    def _record_new(self, entry: IndexEntry) -> None:
+        if self.writable:
+            self._updates[entry.path] = entry
+            self._new_paths.append(entry.path)
+
+    def _recorded_permalink(self, entry: IndexEntry) -> str | None:
+        if not is_sketched(entry.path):
+            return None
+        recorded = self._sketches.get(entry.content_id)
+        return recorded[0] if recorded else None
+
+    def _new_sketch(self, candidate: MoveCandidate) -> bytes | None:
+        stored = _sketch_of(self._sketches.get(candidate.content_id))
+        if stored is not None:
+            return stored
+        file_path = os.path.join(os.fsencode(self.detector.root), candidate.path)
+        try:
+            if os.path.getsize(file_path) > self.detector.policy.sketch_max_bytes:
+                return None
+            with open(file_path, "rb") as note:
+                return compute_sketch(note.read())
+        except OSError:
+            return None
+
+    # -- recording --------------------------------------------------------------------------
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether recording would rewrite the index (a change, or refreshed stat data)."""
+        return self._changed or self.index_rebuilt
+
+    def record(
+        self, *, exclude: Iterable[str] = (), meta: dict[str, object] | None = None
+    ) -> bool:
+        """Write the state this run saw into the index; return whether the index was written.
+
+        `exclude` names paths whose changes were *not* applied (the sync engine failed on
+        them): they keep their previous entry, smudged, so the next run offers them again.
+        Nothing is written when nothing changed and `meta` adds nothing new.
+        Call it only after the database commit: a crash in between leaves the index behind the
+        database, and the next run re-detects and re-applies.
+        """
+        if not self.writable:
+            raise BmSyncError("this detection run is read-only; use detect(writable=True)")
+        if not self.finished:
+            raise BmSyncError("iterate the detection run to the end before recording it")
+        excluded = {os.fsencode(path) for path in exclude}
+        old_meta = dict(self._snapshot.meta)
+        new_meta = {**old_meta, **(meta or {})}
+        if not self.has_changes and not excluded and new_meta == old_meta:
+            return False
+        for path in excluded:
+            self._updates.pop(path, None)
+            self._removed.discard(path)
+        new_paths = sorted(path for path in self._new_paths if path not in excluded)
+        new_meta.update(
+            format=INDEX_FORMAT,
+            racy_after_ns=self._scan_start_ns - RACY_SLACK_NS,
+            full_hash_max_bytes=self.detector.policy.full_hash_max_bytes,
+            partial_hash_max_bytes=self.detector.policy.partial_hash_max_bytes,
+        )
+        merged = _MergedEntries(self._snapshot, self._updates, self._removed, new_paths,
+                                excluded)
+        with self.detector.lock.hold():
+            write_index(self.detector.index_path, merged, merged.count, new_meta,
+                        merged.non_full())
+            self._sketches.commit((entry.content_id for entry in merged), merged.count)
+        return True
+
+    def close(self) -> None:
+        self._sketches.close()
+
+
+class _MergedEntries:
+    """The new index: the old entries, minus removed, with updates, plus new paths, in order."""
+
+    def __init__(self, snapshot: IndexSnapshot, updates: dict[bytes, IndexEntry],
+                 removed: set[bytes], new_paths: list[bytes], excluded: set[bytes]) -> None:
+        self.snapshot = snapshot
+        self.updates = updates
+        self.removed = removed
+        self.new_paths = new_paths
+        self.excluded = excluded
+        self.count = snapshot.entry_count - len(removed) + len(new_paths)
+
+    def __iter__(self) -> Iterator[IndexEntry]:
+        updates, removed, excluded = self.updates, self.removed, self.excluded
+        new_paths = iter(self.new_paths)
+        next_new = next(new_paths, None)
+        for old in self.snapshot.entries():
+            while next_new is not None and next_new < old.path:
+                yield updates[next_new]
+                next_new = next(new_paths, None)
+            if old.path in removed:
+                continue
+            if old.path in excluded:
+                yield _smudged(old)
+            else:
+                yield updates.get(old.path, old)
+        while next_new is not None:
+            yield updates[next_new]
+            next_new = next(new_paths, None)
+
+    def non_full(self) -> Iterator[IndexEntry]:
+        return (entry for entry in self if entry.hash_kind is not HashKind.FULL)
+
+
+def _smudged(entry: IndexEntry) -> IndexEntry:
+    """An entry whose stat can never match (ctime 0), so the next run hashes the file again."""
+    return entry._replace(ctime_ns=0)
+
+
+def _sketch_of(recorded: tuple[str | None, bytes] | None) -> bytes | None:
+    return recorded[1] if recorded else None
+
+
+def _change(kind: ChangeKind, entry: IndexEntry, *, old_path: str | None = None,
+            permalink: str | None = None) -> Change:
+    return Change(kind, os.fsdecode(entry.path), old_path, entry.content_id.hex(),
+                  entry.hash_kind, entry.size, entry.mtime_ns, permalink)

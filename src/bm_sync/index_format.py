@@ -1,0 +1,309 @@
+"""The on-disk index: a real git index file (version 2) at `<root>/.basic-memory/index`.
+
+Why git's format: git's stat-based change detection is proven on huge trees, the format is
+documented, and `GIT_INDEX_FILE=... git ls-files -s` can inspect our state. Writing goes through
+dulwich; reading has its own small parser because it is the hot path of every no-change run
+(dulwich builds a rich object per entry, about 10 µs each; we parse lazily from one buffer).
+
+What we add lives in two *optional* extensions (signatures start with an uppercase letter, so
+git skips them):
+
+- `BMKD` (kinds): for every entry whose content id is not a full git blob id, its hash kind and
+  its true 64-bit size (the entry's own size field is truncated to 32 bits, as in git).
+- `BMMT` (metadata): a small JSON object (format version, the scan start time used for the racy
+  check, a database token the sync engine uses to notice a foreign database, ...).
+
+This module only knows the format. Deciding what changed lives in `compare.py` and
+`detector.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from bm_sync.changes import HashKind
+from bm_sync.errors import IndexCorrupt
+
+_SIGNATURE = b"DIRC"
+_HEADER = struct.Struct(">4sLL")
+# ctime s/ns, mtime s/ns, dev, ino, mode, uid, gid, size, sha1, flags: 62 bytes.
+_ENTRY = struct.Struct(">LLLLLLLLLL20sH")
+_EXT_HEADER = struct.Struct(">4sL")
+_KIND_RECORD = struct.Struct(">cQ")
+_SHA_LEN = 20
+_NAME_MASK = 0x0FFF
+_FLAG_EXTENDED = 0x4000
+_U32 = 0xFFFFFFFF
+_NS = 1_000_000_000
+
+KINDS_EXTENSION = b"BMKD"
+META_EXTENSION = b"BMMT"
+_KIND_CODES = {HashKind.PARTIAL: b"p", HashKind.NONE: b"n"}
+_KINDS_BY_CODE = {code: kind for kind, code in _KIND_CODES.items()}
+
+
+class IndexEntry(NamedTuple):
+    """One tracked path as recorded: stat data plus content id (20 raw bytes) and its kind.
+
+    `size` is the true size; the index stores it modulo 2**32 and the kinds extension keeps the
+    full value for the (large) files that need it.
+    """
+
+    path: bytes
+    ctime_ns: int
+    mtime_ns: int
+    dev: int
+    ino: int
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    content_id: bytes
+    hash_kind: HashKind
+
+
+@dataclass
+class IndexSnapshot:
+    """A loaded index: the raw buffer, parsed lazily, plus what the extensions said.
+
+    Entries come out of `entries()` in the index order (bytewise path order), which is the
+    order the scanner walks in, so the detector can merge the two streams without a dict.
+    """
+
+    buffer: bytes
+    entry_count: int
+    file_mtime_ns: int
+    kinds: dict[bytes, tuple[HashKind, int]] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> IndexSnapshot:
+        """The state of a folder never recorded: no entries."""
+        return cls(buffer=b"", entry_count=0, file_mtime_ns=0)
+
+    def entries(self) -> Iterator[IndexEntry]:
+        """Yield every entry in index order, parsing the buffer as it goes."""
+        buffer = self.buffer
+        unpack = _ENTRY.unpack_from
+        kinds = self.kinds
+        full = HashKind.FULL
+        offset = _HEADER.size
+        for _ in range(self.entry_count):
+            (ctime_s, ctime_n, mtime_s, mtime_n, dev, ino, mode, uid, gid, size, sha,
+             flags) = unpack(buffer, offset)
+            name_start = offset + _ENTRY.size + (2 if flags & _FLAG_EXTENDED else 0)
+            name_length = flags & _NAME_MASK
+            if name_length == _NAME_MASK:
+                name_end = buffer.index(b"\0", name_start)
+            else:
+                name_end = name_start + name_length
+            path = buffer[name_start:name_end]
+            offset += (name_end - offset + 8) & ~7
+            kind = full
+            if kinds:
+                recorded = kinds.get(path)
+                if recorded is not None:
+                    kind, size = recorded
+            yield IndexEntry(path, ctime_s * _NS + ctime_n, mtime_s * _NS + mtime_n, dev, ino,
+                             mode, uid, gid, size, sha, kind)
+
+
+def read_index(index_path: Path) -> IndexSnapshot:
+    """Load the index at `index_path`; an absent file is an empty index.
+
+    Raises `IndexCorrupt` with a one-line reason when the file is not a valid git index (bad
+    signature or version, checksum mismatch, truncated entries or extensions).
+    """
+    try:
+        with open(index_path, "rb") as index_file:
+            buffer = index_file.read()
+            file_mtime_ns = os.fstat(index_file.fileno()).st_mtime_ns
+    except FileNotFoundError:
+        return IndexSnapshot.empty()
+    except OSError as error:
+        raise IndexCorrupt(f"cannot read index: {error.strerror or error}") from error
+    return parse_index(buffer, file_mtime_ns)
+
+
+def parse_index(buffer: bytes, file_mtime_ns: int = 0) -> IndexSnapshot:
+    """Validate `buffer` as a git index and return a lazily parsed snapshot."""
+    if len(buffer) < _HEADER.size + _SHA_LEN:
+        raise IndexCorrupt(f"index is truncated ({len(buffer)} bytes)")
+    signature, version, entry_count = _HEADER.unpack_from(buffer, 0)
+    if signature != _SIGNATURE:
+        raise IndexCorrupt("index has no DIRC signature")
+    if version not in (2, 3):
+        raise IndexCorrupt(f"index version {version} is not supported (expected 2 or 3)")
+    if hashlib.sha1(memoryview(buffer)[:-_SHA_LEN]).digest() != buffer[-_SHA_LEN:]:
+        raise IndexCorrupt("index checksum does not match its content")
+    end_of_entries = _skip_entries(buffer, entry_count)
+    extensions = _read_extensions(buffer, end_of_entries)
+    return IndexSnapshot(
+        buffer=buffer,
+        entry_count=entry_count,
+        file_mtime_ns=file_mtime_ns,
+        kinds=_decode_kinds(extensions.get(KINDS_EXTENSION, b"")),
+        meta=_decode_meta(extensions.get(META_EXTENSION, b"")),
+    )
+
+
+def _skip_entries(buffer: bytes, entry_count: int) -> int:
+    """Walk the entries once to find where they end, checking that each fits the buffer."""
+    limit = len(buffer) - _SHA_LEN
+    offset = _HEADER.size
+    unpack = struct.Struct(">H").unpack_from
+    for _ in range(entry_count):
+        if offset + _ENTRY.size > limit:
+            raise IndexCorrupt("index entries are truncated")
+        (flags,) = unpack(buffer, offset + _ENTRY.size - 2)
+        name_start = offset + _ENTRY.size + (2 if flags & _FLAG_EXTENDED else 0)
+        name_length = flags & _NAME_MASK
+        if name_length == _NAME_MASK:
+            name_end = buffer.find(b"\0", name_start, limit)
+            if name_end < 0:
+                raise IndexCorrupt("index entry name is unterminated")
+        else:
+            name_end = name_start + name_length
+        offset += (name_end - offset + 8) & ~7
+        if offset > limit:
+            raise IndexCorrupt("index entries are truncated")
+    return offset
+
+
+def _read_extensions(buffer: bytes, offset: int) -> dict[bytes, bytes]:
+    limit = len(buffer) - _SHA_LEN
+    extensions: dict[bytes, bytes] = {}
+    while offset < limit:
+        if offset + _EXT_HEADER.size > limit:
+            raise IndexCorrupt("index extension header is truncated")
+        signature, length = _EXT_HEADER.unpack_from(buffer, offset)
+        offset += _EXT_HEADER.size
+        if offset + length > limit:
+            raise IndexCorrupt(f"index extension {signature!r} is truncated")
+        extensions[signature] = buffer[offset : offset + length]
+        offset += length
+    return extensions
+
+
+def _decode_kinds(data: bytes) -> dict[bytes, tuple[HashKind, int]]:
+    kinds: dict[bytes, tuple[HashKind, int]] = {}
+    offset = 0
+    try:
+        while offset < len(data):
+            code, size = _KIND_RECORD.unpack_from(data, offset)
+            name_end = data.index(b"\0", offset + _KIND_RECORD.size)
+            kinds[data[offset + _KIND_RECORD.size : name_end]] = (_KINDS_BY_CODE[code], size)
+            offset = name_end + 1
+    except (struct.error, ValueError, KeyError) as error:
+        raise IndexCorrupt("index extension BMKD is malformed") from error
+    return kinds
+
+
+def _encode_kinds(entries: Iterable[IndexEntry]) -> bytes:
+    return b"".join(
+        _KIND_RECORD.pack(_KIND_CODES[entry.hash_kind], entry.size) + entry.path + b"\0"
+        for entry in entries
+        if entry.hash_kind is not HashKind.FULL
+    )
+
+
+def _decode_meta(data: bytes) -> dict[str, object]:
+    if not data:
+        return {}
+    try:
+        meta = json.loads(data)
+    except ValueError as error:
+        raise IndexCorrupt("index extension BMMT is not valid JSON") from error
+    if not isinstance(meta, dict):
+        raise IndexCorrupt("index extension BMMT is not a JSON object")
+    return meta
+
+
+class _SerializedEntries:
+    """A sized, re-iterable view that turns our entries into dulwich's serialized entries.
+
+    dulwich's `write_index` takes `len()` first and iterates twice; a view lets it do that
+    over a merge of the old index and this run's updates without building a list of them.
+    """
+
+    def __init__(self, entries: Iterable[IndexEntry], count: int) -> None:
+        self._entries = entries
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[object]:
+        from dulwich.index import SerializedIndexEntry
+
+        for entry in self._entries:
+            ctime_s, ctime_n = divmod(entry.ctime_ns, _NS)
+            mtime_s, mtime_n = divmod(entry.mtime_ns, _NS)
+            yield SerializedIndexEntry(
+                name=entry.path,
+                ctime=(ctime_s & _U32, ctime_n),
+                mtime=(mtime_s & _U32, mtime_n),
+                dev=entry.dev,
+                ino=entry.ino,
+                mode=entry.mode,
+                uid=entry.uid & _U32,
+                gid=entry.gid & _U32,
+                size=entry.size & _U32,
+                sha=entry.content_id.hex().encode("ascii"),
+                flags=0,
+                extended_flags=0,
+            )
+
+
+def write_index(
+    index_path: Path,
+    entries: Iterable[IndexEntry],
+    entry_count: int,
+    meta: Mapping[str, object],
+    non_full_entries: Iterable[IndexEntry] = (),
+) -> None:
+    """Atomically replace the index with `entries` (which must be in bytewise path order).
+
+    The file is written to `index.lock` beside it, flushed to disk, then renamed over the old
+    index: a crash leaves either the old or the new index, never a mix. `entries` must be
+    re-iterable (dulwich walks it twice) and yield exactly `entry_count` items.
+    `non_full_entries` lists the entries whose kind is not FULL (for the kinds extension).
+    """
+    from dulwich.index import IndexChecksumWriter, IndexExtension
+    from dulwich.index import write_index as dulwich_write_index
+
+    extensions = [
+        IndexExtension(KINDS_EXTENSION, _encode_kinds(non_full_entries)),
+        IndexExtension(META_EXTENSION, json.dumps(dict(meta), sort_keys=True).encode()),
+    ]
+    lock_path = index_path.with_name(index_path.name + ".lock")
+    with open(lock_path, "wb", buffering=1 << 20) as raw_file:
+        writer = IndexChecksumWriter(raw_file)
+        dulwich_write_index(writer, _SerializedEntries(entries, entry_count), version=2,
+                            extensions=extensions)
+        writer.write_checksum()
+        raw_file.flush()
+        os.fsync(raw_file.fileno())
+    os.replace(lock_path, index_path)
+    _fsync_directory(index_path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable: the directory entry must reach the disk too."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

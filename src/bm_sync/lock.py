@@ -1,0 +1,74 @@
+"""One writer per folder: an advisory `flock` on `<root>/.basic-memory/lock`.
+
+Readers (`bm status`) never take it: the index is replaced by an atomic rename, so they always
+see a whole old or a whole new index. Writers (record, sync) take it for their whole run, so a
+second concurrent sync fails at once with `SyncLocked` (or waits, when asked to). The kernel
+drops the lock when the process dies, so a crash never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bm_sync.errors import SyncLocked
+
+LOCK_FILE = "lock"
+
+
+class FolderLock:
+    """A re-entrant (within one object) exclusive lock on a folder's state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / LOCK_FILE
+        self._depth = 0
+        self._descriptor: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._depth > 0
+
+    @contextmanager
+    def hold(self, *, wait: bool = False) -> Iterator[None]:
+        """Hold the lock for the `with` block; raise `SyncLocked` if another process has it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.state_dir.mkdir(exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = _read_holder(descriptor)
+            os.close(descriptor)
+            raise SyncLocked(
+                f"another bm process{holder} is syncing {self.state_dir.parent}; "
+                "try again when it ends, or pass --wait"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, str(os.getpid()).encode())
+        self._descriptor = descriptor
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self._descriptor = None
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            os.close(descriptor)
+
+
+def _read_holder(descriptor: int) -> str:
+    try:
+        pid = os.pread(descriptor, 32, 0).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""

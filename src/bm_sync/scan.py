@@ -1,0 +1,126 @@
+"""The streaming walk: every regular file under the root, in git index order, with its lstat.
+
+Why index order: the index is sorted bytewise by path, so a walk that yields paths in the same
+order lets the detector merge the two streams like a sorted merge join, holding neither the tree
+nor the index as a dict. Inside each folder the names are sorted with folders keyed as
+`name/`, which makes the depth-first walk produce exactly the bytewise order of full paths.
+
+Paths are bytes end to end (no decoding on the hot path; undecodable names survive). Symlinks
+and special files are not followed nor tracked, so a link loop is harmless. Problems are events,
+not exceptions: an unreadable folder yields `FAILED_DIR` (its recorded entries must be kept),
+an unreadable file `FAILED`. A file that vanishes between listing and lstat is simply absent.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from enum import Enum
+from typing import NamedTuple
+
+from bm_sync.ignore import ALWAYS_SKIPPED, GITIGNORE, IgnoreRules
+
+
+class EventKind(Enum):
+    FILE = 1
+    FAILED = 2
+    FAILED_DIR = 3
+
+
+class ScanEvent(NamedTuple):
+    """`path` is root-relative bytes; for FAILED_DIR it ends with `/` (a prefix).
+
+    `stat_result` is set for FILE, `error` (one line) for the failures.
+    """
+
+    kind: EventKind
+    path: bytes
+    stat_result: os.stat_result | None = None
+    error: str | None = None
+
+
+def describe_os_error(error: OSError) -> str:
+    """A one-line, lowercase reason for an OSError, without the path (the record has it)."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, FileNotFoundError):
+        return "vanished during scan"
+    return (error.strerror or type(error).__name__).lower()
+
+
+def walk(root: bytes, rules: IgnoreRules) -> Iterator[ScanEvent]:
+    """Yield the scan events of the tree under `root` (an absolute bytes path)."""
+    opened = _open_folder(root, b"", rules, ())
+    if isinstance(opened, ScanEvent):
+        yield opened
+        return
+    stack = [opened]
+    is_ignored = rules.is_ignored
+    fsdecode = os.fsdecode
+    S_ISREG = stat.S_ISREG
+    check_rules = rules.active
+    while stack:
+        prefix, frames, entries = stack[-1]
+        for name, dir_entry, is_dir in entries:
+            path = prefix + name
+            if (frames or check_rules) and is_ignored(frames, fsdecode(path), is_dir):
+                continue
+            if is_dir:
+                opened = _open_folder(dir_entry.path, path + b"/", rules, frames)
+                if isinstance(opened, ScanEvent):
+                    yield opened
+                    continue
+                stack.append(opened)
+                break
+            try:
+                stat_result = dir_entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                yield ScanEvent(EventKind.FAILED, path, error=describe_os_error(error))
+                continue
+            if S_ISREG(stat_result.st_mode):
+                yield ScanEvent(EventKind.FILE, path, stat_result)
+        else:
+            stack.pop()
+
+
+_Listing = tuple[bytes, tuple, Iterator[tuple[bytes, "os.DirEntry[bytes]", bool]]]
+
+
+def _open_folder(
+    folder: bytes, prefix: bytes, rules: IgnoreRules, frames: tuple
+) -> _Listing | ScanEvent:
+    """List one folder in index order and load its `.gitignore`; a failure is a FAILED_DIR."""
+    try:
+        with os.scandir(folder) as iterator:
+            dir_entries = list(iterator)
+    except OSError as error:
+        return ScanEvent(EventKind.FAILED_DIR, prefix, error=describe_os_error(error))
+    listing = []
+    at_root = not prefix
+    include_hidden = rules.include_hidden
+    gitignore = None
+    for dir_entry in dir_entries:
+        name = dir_entry.name
+        if name == GITIGNORE:
+            gitignore = dir_entry.path
+        if at_root and name in ALWAYS_SKIPPED:
+            continue
+        if name[:1] == b"." and not include_hidden:
+            continue
+        try:
+            if dir_entry.is_symlink():
+                continue
+            is_dir = dir_entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        listing.append((name + b"/" if is_dir else name, name, dir_entry, is_dir))
+    listing.sort(key=_sort_key)
+    frames = rules.enter(frames, os.fsdecode(prefix), gitignore)
+    return prefix, frames, ((name, entry, is_dir) for _, name, entry, is_dir in listing)
+
+
+def _sort_key(item: tuple) -> bytes:
+    return item[0]

@@ -1,0 +1,312 @@
+"""Change classification on real folders: what is unchanged, added, modified, deleted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bm_sync import ChangeKind, Detector, HashKind, HashPolicy
+from bm_sync.hashing import hash_file
+from tests.conftest import OLD_NS, as_unprivileged, backdate, write
+
+
+def recorded(root: Path, **kwargs) -> Detector:
+    detector = Detector(root, **kwargs)
+    detector.record()
+    return detector
+
+
+def test_never_synced_folder_is_all_added(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    write(notes, "sub/b.md", "# B\n")
+    write(notes, "sub/deeper/c.pdf", b"%PDF-1.4 binary")
+    report = Detector(notes).status()
+    assert report.added == ["a.md", "sub/b.md", "sub/deeper/c.pdf"]
+    assert (report.modified, report.deleted, report.moved, report.failed) == ([], [], [], [])
+
+
+def test_unchanged_files_are_not_opened(notes: Path) -> None:
+    for number in range(50):
+        write(notes, f"folder{number % 5}/note{number}.md", f"# Note {number}\n")
+    recorded(notes)
+    report = Detector(notes).status()
+    assert report.change_count == 0
+    assert report.unchanged == 50
+    assert report.hashed == 0
+
+
+def test_unreadable_unchanged_file_is_still_unchanged(notes: Path) -> None:
+    """Proof that the stat fast path does not open the file: it cannot be opened at all."""
+    path = write(notes, "secret.md", "# Secret\n")
+    path.chmod(0o000)
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    recorded(notes)  # as root: can read it
+    report = as_unprivileged(lambda: Detector(notes).status())
+    assert report.failed == []
+    assert report.unchanged == 1 and report.change_count == 0
+
+
+def test_modified_added_deleted(notes: Path) -> None:
+    write(notes, "keep.md", "keep\n")
+    write(notes, "edit.md", "before\n")
+    write(notes, "gone.md", "bye\n")
+    recorded(notes)
+    write(notes, "edit.md", "after, longer\n")
+    (notes / "gone.md").unlink()
+    write(notes, "new.md", "brand new\n")
+    report = Detector(notes).status()
+    assert report.added == ["new.md"]
+    assert report.modified == ["edit.md"]
+    assert report.deleted == ["gone.md"]
+    assert report.unchanged == 1
+
+
+def test_touch_is_unchanged_and_refreshes_stat(notes: Path) -> None:
+    write(notes, "a.md", "same\n")
+    recorded(notes)
+    os.utime(notes / "a.md", ns=(OLD_NS + 10**9, OLD_NS + 10**9))
+    first = Detector(notes).record()
+    assert first.change_count == 0 and first.hashed == 1 and first.unchanged == 1
+    second = Detector(notes).status()
+    assert second.hashed == 0 and second.change_count == 0
+
+
+def test_same_size_edit_with_mtime_put_back_is_detected(notes: Path) -> None:
+    path = write(notes, "a.md", "aaaa\n")
+    recorded(notes)
+    path.write_bytes(b"bbbb\n")
+    os.utime(path, ns=(OLD_NS, OLD_NS))  # touch -r / cp -p style: size and mtime as before
+    report = Detector(notes).status()
+    assert report.modified == ["a.md"]
+
+
+def test_racy_same_size_edit_right_after_record_is_detected(notes: Path) -> None:
+    """Recorded and edited within the same timestamp tick: size and mtime can look equal."""
+    path = notes / "a.md"
+    path.write_bytes(b"one\n")
+    Detector(notes).record()
+    stat_before = path.stat()
+    path.write_bytes(b"two\n")
+    os.utime(path, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
+    assert Detector(notes).status().modified == ["a.md"]
+
+
+def test_recent_unchanged_file_is_rehashed_but_unchanged(notes: Path) -> None:
+    (notes / "a.md").write_bytes(b"fresh\n")  # mtime is now: racy
+    Detector(notes).record()
+    report = Detector(notes).status()
+    assert report.change_count == 0 and report.unchanged == 1
+    assert report.hashed == 1  # racy entries are verified by content
+
+
+def test_mode_change_alone_is_not_a_content_change(notes: Path) -> None:
+    path = write(notes, "run.md", "x\n")
+    recorded(notes)
+    path.chmod(0o755)
+    report = Detector(notes).status()
+    assert report.change_count == 0 and report.hashed == 1
+
+
+def test_recording_twice_without_changes_does_not_rewrite_index(notes: Path) -> None:
+    write(notes, "a.md", "x\n")
+    detector = recorded(notes)
+    before = detector.index_path.stat()
+    run = detector.detect(writable=True)
+    list(run)
+    assert run.record() is False
+    after = detector.index_path.stat()
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+
+
+def test_status_writes_nothing(notes: Path) -> None:
+    write(notes, "a.md", "x\n")
+    Detector(notes).status()
+    assert not (notes / ".basic-memory").exists()
+    recorded(notes)
+    write(notes, "b.md", "y\n")
+    listing_before = sorted((p.name, p.stat().st_mtime_ns) for p in
+                            (notes / ".basic-memory").iterdir())
+    Detector(notes).status()
+    listing_after = sorted((p.name, p.stat().st_mtime_ns) for p in
+                           (notes / ".basic-memory").iterdir())
+    assert listing_before == listing_after
+
+
+def test_changes_stream_typed_records(notes: Path) -> None:
+    write(notes, "a.md", "---\npermalink: notes/alpha\n---\n# A\n")
+    changes = list(Detector(notes).changes())
+    assert len(changes) == 1
+    change = changes[0]
+    assert change.kind is ChangeKind.ADDED and change.path == "a.md"
+    assert change.hash_kind is HashKind.FULL and change.permalink == "notes/alpha"
+    expected = subprocess.run(["git", "hash-object", str(notes / "a.md")], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert change.content_id == expected
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+def test_unreadable_directory_keeps_its_entries(notes: Path) -> None:
+    write(notes, "open.md", "o\n")
+    write(notes, "locked/inside.md", "i\n")
+    write(notes, "locked/deeper/more.md", "m\n")
+    recorded(notes)
+    (notes / "locked").chmod(0o000)
+    report = as_unprivileged(lambda: Detector(notes).status())
+    assert report.deleted == [] and report.added == []
+    assert [(failure.path, failure.error) for failure in report.failed] == [
+        ("locked", "permission denied")]
+
+    def record_then_status():
+        Detector(notes).record()
+        return Detector(notes).status()
+
+    # Recording while the folder is unreadable must not forget its notes either.
+    (notes / ".basic-memory").chmod(0o777)
+    for child in (notes / ".basic-memory").iterdir():
+        child.chmod(0o666)
+    as_unprivileged(record_then_status)
+    (notes / "locked").chmod(0o755)
+    report = Detector(notes).status()
+    assert report.change_count == 0 and report.failed == []
+
+
+def test_unreadable_file_is_a_failure_not_a_deletion(notes: Path) -> None:
+    write(notes, "a.md", "a\n")
+    recorded(notes)
+    path = write(notes, "a.md", "changed\n")
+    path.chmod(0o000)
+    report = as_unprivileged(lambda: Detector(notes).status())
+    assert report.deleted == [] and report.modified == []
+    assert [(f.path, f.error) for f in report.failed] == [("a.md", "permission denied")]
+
+
+def test_new_unreadable_file_is_reported_and_not_added(notes: Path) -> None:
+    write(notes, "a.md", "a\n").chmod(0o000)
+    report = as_unprivileged(lambda: Detector(notes).status())
+    assert report.added == []
+    assert [f.path for f in report.failed] == ["a.md"]
+
+
+def test_file_changing_while_hashed_is_not_recorded_clean(notes: Path) -> None:
+    path = notes / "growing.bin"
+    path.write_bytes(b"\0" * (8 << 20))
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        with open(path, "ab") as handle:
+            while not stop.is_set():
+                handle.write(b"x" * 4096)
+                handle.flush()
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        time.sleep(0.05)
+        hashed = hash_file(path, HashPolicy(chunk_bytes=4096))
+    finally:
+        stop.set()
+        writer.join()
+    assert hashed.stable is False
+
+
+def test_symlinks_are_not_followed_and_loops_are_harmless(notes: Path) -> None:
+    write(notes, "real/a.md", "a\n")
+    os.symlink(notes, notes / "real" / "loop")
+    os.symlink(notes / "real" / "a.md", notes / "link.md")
+    os.symlink("/nonexistent/target", notes / "dangling.md")
+    report = Detector(notes).status()
+    assert report.added == ["real/a.md"]
+    assert report.failed == []
+
+
+def test_corrupt_index_is_reported_and_rebuilt_without_deletions(notes: Path) -> None:
+    write(notes, "a.md", "a\n")
+    write(notes, "b.md", "b\n")
+    detector = recorded(notes)
+    data = bytearray(detector.index_path.read_bytes())
+    data[40] ^= 0xFF
+    detector.index_path.write_bytes(bytes(data))
+    report = Detector(notes).status()
+    assert report.deleted == []
+    assert report.added == ["a.md", "b.md"]
+    assert len(report.warnings) == 1 and "corrupt" in report.warnings[0]
+    Detector(notes).record()
+    clean = Detector(notes).status()
+    assert clean.change_count == 0 and clean.warnings == []
+
+
+@pytest.mark.parametrize("length", [0, 5, 30])
+def test_truncated_index_is_rebuilt(notes: Path, length: int) -> None:
+    write(notes, "a.md", "a\n")
+    detector = recorded(notes)
+    detector.index_path.write_bytes(detector.index_path.read_bytes()[:length])
+    report = Detector(notes).status()
+    assert report.added == ["a.md"] and report.deleted == []
+    assert "corrupt" in report.warnings[0]
+
+
+# -- hashing policy -------------------------------------------------------------------------
+
+
+def test_large_files_get_partial_and_stat_only_ids(notes: Path) -> None:
+    write(notes, "small.md", "small\n")
+    write(notes, "big.bin", os.urandom(300_000))
+    write(notes, "huge.bin", os.urandom(600_000))
+    policy = HashPolicy(full_hash_max_bytes=100_000, partial_hash_max_bytes=500_000)
+    kinds = {change.path: change.hash_kind for change in Detector(notes, policy=policy).changes()}
+    assert kinds == {"small.md": HashKind.FULL, "big.bin": HashKind.PARTIAL,
+                     "huge.bin": HashKind.NONE}
+
+
+def test_partial_hash_sees_an_edit_in_a_sampled_block(notes: Path) -> None:
+    data = bytearray(os.urandom(1_000_000))
+    path = write(notes, "big.bin", bytes(data))
+    policy = HashPolicy(full_hash_max_bytes=100_000)
+    recorded(notes, policy=policy)
+    data[-10] ^= 0xFF  # the last block is always sampled
+    path.write_bytes(bytes(data))
+    assert Detector(notes, policy=policy).status().modified == ["big.bin"]
+
+
+def test_changing_thresholds_rehashes_without_losing_track(notes: Path) -> None:
+    write(notes, "big.bin", os.urandom(300_000))
+    write(notes, "a.md", "a\n")
+    recorded(notes, policy=HashPolicy(full_hash_max_bytes=100_000))
+    report = Detector(notes).status()  # default policy: 300 KB is now fully hashed
+    assert report.modified == ["big.bin"]
+    assert report.added == [] and report.deleted == []
+    Detector(notes).record()
+    changes = list(Detector(notes).changes())
+    assert changes == []
+
+
+def test_moved_large_stat_only_file_keeps_its_id(notes: Path) -> None:
+    write(notes, "video.bin", os.urandom(200_000))
+    policy = HashPolicy(full_hash_max_bytes=1000, partial_hash_max_bytes=1000)
+    recorded(notes, policy=policy)
+    (notes / "archive").mkdir()
+    os.rename(notes / "video.bin", notes / "archive" / "video.bin")
+    report = Detector(notes, policy=policy).status()
+    assert report.moved == [("video.bin", "archive/video.bin")]
+
+
+def test_pool_bounds_are_respected_for_many_changes(notes: Path) -> None:
+    for number in range(300):
+        write(notes, f"n{number:03}.md", f"note {number}\n")
+    policy = HashPolicy(workers=2, files_in_flight=3)
+    report = Detector(notes, policy=policy).status()
+    assert len(report.added) == 300 and report.hashed == 300
+
+
+def test_backdate_helper_makes_state_stable(notes: Path) -> None:
+    (notes / "a.md").write_text("x\n")
+    backdate(notes)
+    recorded(notes)
+    assert Detector(notes).status().hashed == 0

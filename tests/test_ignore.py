@@ -1,0 +1,76 @@
+"""Ignore rules: nested .gitignore files and a root .bmignore, with real gitignore semantics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bm_sync import Detector
+from tests.conftest import write
+
+
+def added(root: Path, **kwargs) -> list[str]:
+    return Detector(root, **kwargs).status().added
+
+
+def test_state_and_git_folders_and_hidden_names_are_skipped(notes: Path) -> None:
+    write(notes, "note.md", "n\n")
+    write(notes, ".git/config", "[core]\n")
+    write(notes, ".basic-memory/junk", "x")
+    write(notes, ".obsidian/workspace.json", "{}")
+    write(notes, ".DS_Store", "x")
+    write(notes, "sub/.hidden.md", "h\n")
+    assert added(notes) == ["note.md"]
+    assert added(notes, include_hidden=True) == [
+        ".DS_Store", ".obsidian/workspace.json", "note.md", "sub/.hidden.md"]
+
+
+def test_root_gitignore_patterns_negation_and_directories(notes: Path) -> None:
+    write(notes, ".gitignore", "*.tmp\n!keep.tmp\nbuild/\n/top-only.md\n")
+    write(notes, "a.md", "a\n")
+    write(notes, "x.tmp", "x")
+    write(notes, "keep.tmp", "k")
+    write(notes, "build/out.md", "o\n")
+    write(notes, "docs/build/also.md", "o\n")
+    write(notes, "top-only.md", "t\n")
+    write(notes, "docs/top-only.md", "t\n")
+    assert added(notes) == ["a.md", "docs/top-only.md", "keep.tmp"]
+
+
+def test_nested_gitignore_applies_below_its_folder_and_wins(notes: Path) -> None:
+    write(notes, ".gitignore", "*.log\n")
+    write(notes, "projects/.gitignore", "drafts/\n!important.log\n")
+    write(notes, "projects/drafts/d.md", "d\n")
+    write(notes, "projects/important.log", "i")
+    write(notes, "projects/other.log", "o")
+    write(notes, "drafts/kept.md", "k\n")  # the nested rule does not reach the root
+    write(notes, "root.log", "r")
+    assert added(notes) == ["drafts/kept.md", "projects/important.log"]
+
+
+def test_bmignore_takes_precedence_over_gitignore(notes: Path) -> None:
+    write(notes, ".gitignore", "private/\n")
+    write(notes, ".bmignore", "!private/\narchive/**\n")
+    write(notes, "private/p.md", "p\n")
+    write(notes, "archive/old.md", "o\n")
+    write(notes, "a.md", "a\n")
+    assert added(notes) == ["a.md", "private/p.md"]
+
+
+def test_newly_ignored_tracked_file_is_deleted(notes: Path) -> None:
+    write(notes, "a.md", "a\n")
+    write(notes, "scratch/b.md", "b\n")
+    Detector(notes).record()
+    write(notes, ".bmignore", "scratch/\n")
+    report = Detector(notes).status()
+    assert report.deleted == ["scratch/b.md"] and report.added == []
+
+
+def test_ignored_directory_is_not_entered(notes: Path) -> None:
+    write(notes, ".gitignore", "node_modules/\n")
+    write(notes, "node_modules/pkg/readme.md", "r\n")
+    (notes / "node_modules" / "pkg").chmod(0o000)  # would fail if it were listed
+    try:
+        report = Detector(notes).status()
+    finally:
+        (notes / "node_modules" / "pkg").chmod(0o755)
+    assert report.added == [] and report.failed == []

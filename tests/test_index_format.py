@@ -14,9 +14,13 @@ from tests.conftest import write
 
 
 def git(*args: str, index: Path, cwd: Path) -> str:
+    """Run the real git on our index, with an empty repository of its own as --git-dir."""
+    git_dir = cwd.parent / (cwd.name + "-empty.git")
+    if not git_dir.exists():
+        subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
     env = {**os.environ, "GIT_INDEX_FILE": str(index)}
-    return subprocess.run(["git", "--git-dir", str(cwd / ".no-git"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["git", "--git-dir", str(git_dir), "--work-tree", str(cwd), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
 
 
 def hash_object(path: Path) -> str:
@@ -49,6 +53,17 @@ def test_git_lists_every_tracked_path_with_its_blob_id(notes: Path) -> None:
         assert blob == hash_object(notes / path), path
         assert stage == "0"
         assert mode == ("100755" if path == "run.sh" else "100644")
+
+
+def test_git_status_sees_no_modification_in_our_stat_data(notes: Path) -> None:
+    """git compares our recorded stat data with the files and finds them clean."""
+    write(notes, "a.md", "a\n")
+    write(notes, "sub/b.md", "b\n")
+    Detector(notes).record()
+    index = notes / ".basic-memory/index"
+    assert git("diff-files", "--name-only", index=index, cwd=notes) == ""
+    (notes / "a.md").write_text("changed\n")
+    assert git("diff-files", "--name-only", index=index, cwd=notes) == "a.md\n"
 
 
 def test_git_reads_stat_data_we_wrote(notes: Path) -> None:
@@ -122,9 +137,32 @@ def test_parse_rejects_garbage_with_one_line_reasons() -> None:
 
 def test_long_paths_round_trip(notes: Path) -> None:
     long_name = "n" * 200 + ".md"
-    relative = "/".join(["folder" * 5] * 20) + "/" + long_name  # > 4095 bytes: 0xFFF name length
-    assert len(relative) > 4095
+    relative = "/".join(["folder" * 5] * 125) + "/" + long_name
+    assert 3800 < len(relative) < 4095
     index = notes / "index"
     entry = IndexEntry(relative.encode(), 1, 2, 3, 4, 0o100644, 0, 0, 5, b"\1" * 20, HashKind.FULL)
     write_index(index, [entry], 1, {"format": 1})
     assert list(read_index(index).entries()) == [entry]
+
+
+
+def test_eoie_offset_matches_the_end_of_entries(notes: Path) -> None:
+    from bm_sync.index_format import _end_of_entries_from_eoie, _skip_entries
+
+    for number in range(40):
+        write(notes, f"f{number % 3}/{'n' * (number % 17)}{number}.md", f"{number}\n")
+    write(notes, "big.bin", os.urandom(5000))
+    Detector(notes, policy=HashPolicy(full_hash_max_bytes=1000)).record()
+    buffer = (notes / ".basic-memory/index").read_bytes()
+    snapshot = read_index(notes / ".basic-memory/index")
+    assert _end_of_entries_from_eoie(buffer) == _skip_entries(buffer, snapshot.entry_count)
+    # An index without EOIE (as dulwich alone writes it) is still read, the slow way.
+    from dulwich.index import IndexChecksumWriter, read_index_dict, write_index_dict
+
+    with open(notes / ".basic-memory/index", "rb") as handle:
+        plain = read_index_dict(handle)
+    with open(notes / "plain-index", "wb") as handle:
+        writer = IndexChecksumWriter(handle)
+        write_index_dict(writer, plain)
+        writer.write_checksum()
+    assert [entry.path for entry in read_index(notes / "plain-index").entries()] == sorted(plain)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import stat
 
-from bm_sync.index_format import IndexEntry
-
 _U32 = 0xFFFFFFFF
+_NS = 1_000_000_000
 # Seconds of slack before the scan start during which a recorded mtime is "racy": file system
 # timestamps come from a coarse clock (and FAT rounds to 2 s), so a file written in the same
 # tick as our lstat can change again without its mtime or size moving.
@@ -23,21 +22,22 @@ def git_mode(st_mode: int) -> int:
     return 0o100755 if st_mode & stat.S_IXUSR else 0o100644
 
 
-def stat_matches(entry: IndexEntry, stat_result: os.stat_result) -> bool:
+def stat_matches(record: tuple, stat_result: os.stat_result) -> bool:
     """True when size, mtime, ctime, inode, device and mode all equal the recorded ones.
 
+    `record` is the entry as the index stores it (`IndexSnapshot.records()`): times as
+    (seconds, nanoseconds) pairs, inode, device and size truncated to 32 bits, git's mode.
     ctime is what catches a same-size edit whose mtime was put back (`touch -r`, `cp -p`,
     `os.utime`): the kernel always moves ctime forward. Inode and device catch a file replaced
-    by another (an editor's save-by-rename). Values are compared as the index stores them:
-    inode and device truncated to 32 bits.
+    by another (an editor's save-by-rename).
     """
     return (
-        entry.size == stat_result.st_size
-        and entry.mtime_ns == stat_result.st_mtime_ns
-        and entry.ctime_ns == stat_result.st_ctime_ns
-        and entry.ino == stat_result.st_ino & _U32
-        and entry.dev == stat_result.st_dev & _U32
-        and entry.mode == git_mode(stat_result.st_mode)
+        record[9] == stat_result.st_size & _U32
+        and record[2] * _NS + record[3] == stat_result.st_mtime_ns
+        and record[0] * _NS + record[1] == stat_result.st_ctime_ns
+        and record[5] == stat_result.st_ino & _U32
+        and record[4] == stat_result.st_dev & _U32
+        and record[6] == git_mode(stat_result.st_mode)
     )
 
 
@@ -54,6 +54,6 @@ def racy_threshold(index_file_mtime_ns: int, recorded_racy_after_ns: object) -> 
     return index_file_mtime_ns
 
 
-def is_racy(entry: IndexEntry, threshold_ns: int) -> bool:
-    """Whether the entry's recorded stat cannot prove the content unchanged."""
-    return entry.mtime_ns >= threshold_ns
+def is_racy(record: tuple, threshold_ns: int) -> bool:
+    """Whether the recorded stat cannot prove the content unchanged (see `racy_threshold`)."""
+    return record[2] * _NS + record[3] >= threshold_ns

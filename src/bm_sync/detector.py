@@ -30,7 +30,13 @@ from bm_sync.compare import RACY_SLACK_NS, git_mode, is_racy, racy_threshold, st
 from bm_sync.errors import BmSyncError, IndexCorrupt, NotAFolder
 from bm_sync.hashing import HashedFile, HashPolicy, hash_file, is_sketched
 from bm_sync.ignore import IgnoreRules
-from bm_sync.index_format import IndexEntry, IndexSnapshot, read_index, write_index
+from bm_sync.index_format import (
+    MAX_PATH_BYTES,
+    IndexEntry,
+    IndexSnapshot,
+    read_index,
+    write_index,
+)
 from bm_sync.lock import FolderLock
 from bm_sync.renames import MoveCandidate, pair_moves
 from bm_sync.scan import EventKind, describe_os_error, walk
@@ -198,45 +204,56 @@ class DetectionRun:
             return IndexSnapshot.empty()
 
     def _merge(self, rules: IgnoreRules) -> Iterator[Record]:
-        """Merge the sorted index with the sorted walk; hash what the stat cannot vouch for."""
+        """Merge the sorted index with the sorted walk; hash what the stat cannot vouch for.
+
+        This loop runs once per file of the tree, so it works on raw index records and plain
+        scan tuples, and builds an `IndexEntry` only for paths that need attention.
+        """
         detector = self.detector
         policy = detector.policy
         snapshot = self._snapshot
         threshold = racy_threshold(snapshot.file_mtime_ns, snapshot.meta.get("racy_after_ns"))
         root = os.fsencode(detector.root)
-        entries = snapshot.entries()
-        current = next(entries, None)
+        records = snapshot.records()
+        current = next(records, None)
+        to_entry = snapshot.entry
+        kinds = snapshot.kinds
+        full_max = policy.full_hash_max_bytes
         failed_prefix: bytes | None = None
         pending: dict[Future[HashedFile], tuple[bytes, IndexEntry | None]] = {}
         pool: ThreadPoolExecutor | None = None
         limit = policy.max_in_flight
+        unchanged = 0
+        FILE, FAILED_DIR = EventKind.FILE, EventKind.FAILED_DIR
         try:
-            for event in walk(root, rules):
-                path = event.path
-                while current is not None and current.path < path:
-                    if failed_prefix is not None and current.path.startswith(failed_prefix):
-                        self._keep(current)
-                    else:
-                        self._deleted.append(current)
-                    current = next(entries, None)
-                if event.kind is EventKind.FAILED_DIR:
+            for kind, path, stat_result, error in walk(root, rules):
+                while current is not None and current[0] < path:
+                    self._vanished(to_entry(*current), failed_prefix)
+                    current = next(records, None)
+                if current is not None and current[0] == path:
+                    recorded_path, record = current
+                    current = next(records, None)
+                    if (kind is FILE and stat_matches(record, stat_result)
+                            and not is_racy(record, threshold)
+                            and (stat_result.st_size <= full_max and not kinds
+                                 or policy.kind_for(stat_result.st_size)
+                                 is to_entry(recorded_path, record).hash_kind)):
+                        unchanged += 1
+                        continue
+                    old: IndexEntry | None = to_entry(recorded_path, record)
+                else:
+                    old = None
+                if kind is FAILED_DIR:
                     failed_prefix = path
-                    yield Failure(os.fsdecode(path.rstrip(b"/")), event.error or "unreadable")
+                    yield Failure(os.fsdecode(path.rstrip(b"/")), error or "unreadable")
                     continue
-                old = current if current is not None and current.path == path else None
-                if old is not None:
-                    current = next(entries, None)
-                if event.kind is EventKind.FAILED:
+                if kind is not FILE:
                     if old is not None:
                         self._keep(old)
-                    yield Failure(os.fsdecode(path), event.error or "unreadable")
+                    yield Failure(os.fsdecode(path), error or "unreadable")
                     continue
-                stat_result = event.stat_result
-                assert stat_result is not None
-                if (old is not None and stat_matches(old, stat_result)
-                        and not is_racy(old, threshold)
-                        and old.hash_kind is policy.kind_for(stat_result.st_size)):
-                    self.unchanged += 1
+                if len(path) > MAX_PATH_BYTES:
+                    yield Failure(os.fsdecode(path), "path too long for the index")
                     continue
                 if pool is None:
                     pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="bm-hash")
@@ -247,20 +264,25 @@ class DetectionRun:
                     for finished in done:
                         yield from self._collect_hash(finished, *pending.pop(finished))
             while current is not None:
-                if failed_prefix is not None and current.path.startswith(failed_prefix):
-                    self._keep(current)
-                else:
-                    self._deleted.append(current)
-                current = next(entries, None)
+                self._vanished(to_entry(*current), failed_prefix)
+                current = next(records, None)
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for finished in done:
                     yield from self._collect_hash(finished, *pending.pop(finished))
         finally:
+            self.unchanged += unchanged
             if pool is not None:
                 for future in pending:
                     future.cancel()
                 pool.shutdown(wait=True)
+
+    def _vanished(self, entry: IndexEntry, failed_prefix: bytes | None) -> None:
+        """A recorded path the walk did not yield: deleted, unless its folder was unreadable."""
+        if failed_prefix is not None and entry.path.startswith(failed_prefix):
+            self._keep(entry)
+        else:
+            self._deleted.append(entry)
 
     def _collect_hash(
         self, future: Future[HashedFile], path: bytes, old: IndexEntry | None
@@ -292,7 +314,7 @@ class DetectionRun:
             return
         if hashed.content_id == old.content_id and hashed.hash_kind is old.hash_kind:
             self.unchanged += 1
-            if self.writable and not stat_matches(old, stat_result):
+            if self.writable and entry[1:8] != old[1:8]:
                 self._updates[path] = entry  # a touch: refresh the stat, content is the same
                 self._changed = True
             return

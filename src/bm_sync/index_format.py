@@ -39,12 +39,19 @@ _EXT_HEADER = struct.Struct(">4sL")
 _KIND_RECORD = struct.Struct(">cQ")
 _SHA_LEN = 20
 _NAME_MASK = 0x0FFF
+# dulwich ORs the full name length into the 12-bit field, so longer names would corrupt the
+# flags; the detector reports such paths as failures instead (Linux PATH_MAX is 4096 anyway).
+MAX_PATH_BYTES = _NAME_MASK - 1
 _FLAG_EXTENDED = 0x4000
 _U32 = 0xFFFFFFFF
 _NS = 1_000_000_000
 
 KINDS_EXTENSION = b"BMKD"
 META_EXTENSION = b"BMMT"
+# git's End Of Index Entries extension: where the entries end, so a reader can find the
+# extensions without walking 100k entries first (git itself uses it to load in parallel).
+EOIE_EXTENSION = b"EOIE"
+_EOIE = struct.Struct(">4sLL20s")
 _KIND_CODES = {HashKind.PARTIAL: b"p", HashKind.NONE: b"n"}
 _KINDS_BY_CODE = {code: kind for kind, code in _KIND_CODES.items()}
 
@@ -88,31 +95,45 @@ class IndexSnapshot:
         """The state of a folder never recorded: no entries."""
         return cls(buffer=b"", entry_count=0, file_mtime_ns=0)
 
-    def entries(self) -> Iterator[IndexEntry]:
-        """Yield every entry in index order, parsing the buffer as it goes."""
+    def records(self) -> Iterator[tuple[bytes, tuple]]:
+        """Yield `(path, record)` in index order; `record` is the raw on-disk tuple
+        (ctime s, ctime ns, mtime s, mtime ns, dev, ino, mode, uid, gid, size, sha1, flags).
+
+        The hot path compares records with `compare.stat_matches` and only builds an
+        `IndexEntry` for the few paths that need one.
+        """
         buffer = self.buffer
         unpack = _ENTRY.unpack_from
-        kinds = self.kinds
-        full = HashKind.FULL
+        entry_size = _ENTRY.size
         offset = _HEADER.size
         for _ in range(self.entry_count):
-            (ctime_s, ctime_n, mtime_s, mtime_n, dev, ino, mode, uid, gid, size, sha,
-             flags) = unpack(buffer, offset)
-            name_start = offset + _ENTRY.size + (2 if flags & _FLAG_EXTENDED else 0)
+            record = unpack(buffer, offset)
+            flags = record[11]
+            name_start = offset + entry_size + (2 if flags & _FLAG_EXTENDED else 0)
             name_length = flags & _NAME_MASK
             if name_length == _NAME_MASK:
                 name_end = buffer.index(b"\0", name_start)
             else:
                 name_end = name_start + name_length
-            path = buffer[name_start:name_end]
+            yield buffer[name_start:name_end], record
             offset += (name_end - offset + 8) & ~7
-            kind = full
-            if kinds:
-                recorded = kinds.get(path)
-                if recorded is not None:
-                    kind, size = recorded
-            yield IndexEntry(path, ctime_s * _NS + ctime_n, mtime_s * _NS + mtime_n, dev, ino,
-                             mode, uid, gid, size, sha, kind)
+
+    def entry(self, path: bytes, record: tuple) -> IndexEntry:
+        """The `IndexEntry` of one raw record (true size and kind from the extension)."""
+        (ctime_s, ctime_n, mtime_s, mtime_n, dev, ino, mode, uid, gid, size, sha,
+         _flags) = record
+        kind = HashKind.FULL
+        recorded = self.kinds.get(path) if self.kinds else None
+        if recorded is not None:
+            kind, size = recorded
+        return IndexEntry(path, ctime_s * _NS + ctime_n, mtime_s * _NS + mtime_n, dev, ino, mode,
+                          uid, gid, size, sha, kind)
+
+    def entries(self) -> Iterator[IndexEntry]:
+        """Yield every entry in index order, parsing the buffer as it goes."""
+        entry = self.entry
+        for path, record in self.records():
+            yield entry(path, record)
 
 
 def read_index(index_path: Path) -> IndexSnapshot:
@@ -143,7 +164,9 @@ def parse_index(buffer: bytes, file_mtime_ns: int = 0) -> IndexSnapshot:
         raise IndexCorrupt(f"index version {version} is not supported (expected 2 or 3)")
     if hashlib.sha1(memoryview(buffer)[:-_SHA_LEN]).digest() != buffer[-_SHA_LEN:]:
         raise IndexCorrupt("index checksum does not match its content")
-    end_of_entries = _skip_entries(buffer, entry_count)
+    end_of_entries = _end_of_entries_from_eoie(buffer)
+    if end_of_entries is None:
+        end_of_entries = _skip_entries(buffer, entry_count)
     extensions = _read_extensions(buffer, end_of_entries)
     return IndexSnapshot(
         buffer=buffer,
@@ -152,6 +175,29 @@ def parse_index(buffer: bytes, file_mtime_ns: int = 0) -> IndexSnapshot:
         kinds=_decode_kinds(extensions.get(KINDS_EXTENSION, b"")),
         meta=_decode_meta(extensions.get(META_EXTENSION, b"")),
     )
+
+
+def _end_of_entries_from_eoie(buffer: bytes) -> int | None:
+    """The offset recorded by a valid EOIE extension (the last one), else None."""
+    start = len(buffer) - _SHA_LEN - _EOIE.size
+    if start < _HEADER.size:
+        return None
+    signature, length, offset, extensions_hash = _EOIE.unpack_from(buffer, start)
+    if signature != EOIE_EXTENSION or length != _EOIE.size - 8 or not (
+        _HEADER.size <= offset <= start
+    ):
+        return None
+    digest = hashlib.sha1()
+    position = offset
+    while position < start:
+        header = buffer[position : position + _EXT_HEADER.size]
+        if len(header) < _EXT_HEADER.size:
+            return None
+        digest.update(header)
+        position += _EXT_HEADER.size + _EXT_HEADER.unpack(header)[1]
+    if position != start or digest.digest() != extensions_hash:
+        return None
+    return offset
 
 
 def _skip_entries(buffer: bytes, entry_count: int) -> int:
@@ -236,6 +282,7 @@ class _SerializedEntries:
     def __init__(self, entries: Iterable[IndexEntry], count: int) -> None:
         self._entries = entries
         self._count = count
+        self.entries_bytes = 0  # on-disk size of the entries of the last full iteration
 
     def __len__(self) -> int:
         return self._count
@@ -243,7 +290,9 @@ class _SerializedEntries:
     def __iter__(self) -> Iterator[object]:
         from dulwich.index import SerializedIndexEntry
 
+        self.entries_bytes = 0
         for entry in self._entries:
+            self.entries_bytes += (_ENTRY.size + len(entry.path) + 8) & ~7
             ctime_s, ctime_n = divmod(entry.ctime_ns, _NS)
             mtime_s, mtime_n = divmod(entry.mtime_ns, _NS)
             yield SerializedIndexEntry(
@@ -283,11 +332,23 @@ def write_index(
         IndexExtension(KINDS_EXTENSION, _encode_kinds(non_full_entries)),
         IndexExtension(META_EXTENSION, json.dumps(dict(meta), sort_keys=True).encode()),
     ]
+    serialized = _SerializedEntries(entries, entry_count)
+
+    class EndOfIndexEntries(IndexExtension):
+        """EOIE, computed when dulwich asks for its bytes: after the entries are written."""
+
+        def to_bytes(self) -> bytes:
+            digest = hashlib.sha1()
+            for extension in extensions[:-1]:
+                digest.update(_EXT_HEADER.pack(extension.signature, len(extension.to_bytes())))
+            return _EOIE.pack(b"", 0, _HEADER.size + serialized.entries_bytes,
+                              digest.digest())[8:]
+
+    extensions.append(EndOfIndexEntries(EOIE_EXTENSION, b""))
     lock_path = index_path.with_name(index_path.name + ".lock")
     with open(lock_path, "wb", buffering=1 << 20) as raw_file:
         writer = IndexChecksumWriter(raw_file)
-        dulwich_write_index(writer, _SerializedEntries(entries, entry_count), version=2,
-                            extensions=extensions)
+        dulwich_write_index(writer, serialized, version=2, extensions=extensions)
         writer.write_checksum()
         raw_file.flush()
         os.fsync(raw_file.fileno())

@@ -31,7 +31,8 @@ class EventKind(Enum):
 class ScanEvent(NamedTuple):
     """`path` is root-relative bytes; for FAILED_DIR it ends with `/` (a prefix).
 
-    `stat_result` is set for FILE, `error` (one line) for the failures.
+    `stat_result` is set for FILE, `error` (one line) for the failures. The walk yields plain
+    tuples of this shape (building a named tuple per file costs more than the comparison).
     """
 
     kind: EventKind
@@ -49,27 +50,28 @@ def describe_os_error(error: OSError) -> str:
     return (error.strerror or type(error).__name__).lower()
 
 
-def walk(root: bytes, rules: IgnoreRules) -> Iterator[ScanEvent]:
+def walk(root: bytes, rules: IgnoreRules) -> Iterator[tuple]:
     """Yield the scan events of the tree under `root` (an absolute bytes path)."""
     opened = _open_folder(root, b"", rules, ())
     if isinstance(opened, ScanEvent):
-        yield opened
+        yield tuple(opened)
         return
     stack = [opened]
     is_ignored = rules.is_ignored
     fsdecode = os.fsdecode
     S_ISREG = stat.S_ISREG
+    FILE, FAILED = EventKind.FILE, EventKind.FAILED
     check_rules = rules.active
     while stack:
         prefix, frames, entries = stack[-1]
-        for name, dir_entry, is_dir in entries:
+        for _sort_key, name, dir_entry, is_dir in entries:
             path = prefix + name
             if (frames or check_rules) and is_ignored(frames, fsdecode(path), is_dir):
                 continue
             if is_dir:
                 opened = _open_folder(dir_entry.path, path + b"/", rules, frames)
                 if isinstance(opened, ScanEvent):
-                    yield opened
+                    yield tuple(opened)
                     continue
                 stack.append(opened)
                 break
@@ -78,15 +80,15 @@ def walk(root: bytes, rules: IgnoreRules) -> Iterator[ScanEvent]:
             except FileNotFoundError:
                 continue
             except OSError as error:
-                yield ScanEvent(EventKind.FAILED, path, error=describe_os_error(error))
+                yield FAILED, path, None, describe_os_error(error)
                 continue
             if S_ISREG(stat_result.st_mode):
-                yield ScanEvent(EventKind.FILE, path, stat_result)
+                yield FILE, path, stat_result, None
         else:
             stack.pop()
 
 
-_Listing = tuple[bytes, tuple, Iterator[tuple[bytes, "os.DirEntry[bytes]", bool]]]
+_Listing = tuple[bytes, tuple, Iterator[tuple[bytes, bytes, "os.DirEntry[bytes]", bool]]]
 
 
 def _open_folder(
@@ -111,16 +113,12 @@ def _open_folder(
         if name[:1] == b"." and not include_hidden:
             continue
         try:
-            if dir_entry.is_symlink():
-                continue
+            # A symlink is neither a folder here (not followed) nor, to lstat, a regular file:
+            # it falls out of the walk without a call of its own.
             is_dir = dir_entry.is_dir(follow_symlinks=False)
         except OSError:
             continue
         listing.append((name + b"/" if is_dir else name, name, dir_entry, is_dir))
-    listing.sort(key=_sort_key)
+    listing.sort()  # by the first item, the sort key: names are unique within a folder
     frames = rules.enter(frames, os.fsdecode(prefix), gitignore)
-    return prefix, frames, ((name, entry, is_dir) for _, name, entry, is_dir in listing)
-
-
-def _sort_key(item: tuple) -> bytes:
-    return item[0]
+    return prefix, frames, iter(listing)

@@ -75,8 +75,9 @@ def as_unprivileged(function: Callable[[], Any]) -> Any:
     """
     if os.geteuid() != 0:
         return function()
-    import bm_sync.markdown  # noqa: F401  (imported lazily by the hashing workers)
     import concurrent.futures.thread  # noqa: F401
+
+    import bm_sync.markdown  # noqa: F401  (imported lazily by the hashing workers)
 
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -15,7 +15,7 @@ from tests.conftest import write
 
 def git(*args: str, index: Path, cwd: Path) -> str:
     """Run the real git on our index, with an empty repository of its own as --git-dir."""
-    git_dir = cwd.parent / (cwd.name + "-empty.git")
+    git_dir = cwd / ".empty.git"  # hidden: the detector skips it
     if not git_dir.exists():
         subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
     env = {**os.environ, "GIT_INDEX_FILE": str(index)}

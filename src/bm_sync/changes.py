@@ -38,7 +38,8 @@ class Change:
 
     For MOVED, `path` is the new path and `old_path` the one it left; for DELETED the content
     fields are None. `permalink` is the frontmatter permalink of a markdown file when the detector
-    read it (it does, for every added or modified note).
+    read it (it does, for every added or modified note). `old_content_id` (MOVED only) is the
+    recorded id of the old path: equal to `content_id` for a pure rename.
     """
 
     kind: ChangeKind
@@ -49,6 +50,7 @@ class Change:
     size: int | None = None
     mtime_ns: int | None = None
     permalink: str | None = None
+    old_content_id: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """The record as plain JSON types (what `--json` prints per change in detailed output)."""
@@ -61,6 +63,7 @@ class Change:
             "size": self.size,
             "mtime_ns": self.mtime_ns,
             "permalink": self.permalink,
+            "old_content_id": self.old_content_id,
         }
 
 

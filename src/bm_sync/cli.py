@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bm_sync.detector import Detector, StatusReport
 from bm_sync.errors import BmSyncError, NotAFolder
 from bm_sync.hashing import MIB, HashPolicy
+
+if TYPE_CHECKING:
+    from bm_sync.sync import SyncReport
 
 app = typer.Typer(
     add_completion=False,
@@ -77,6 +80,66 @@ def status(
         print(json.dumps(report.to_json()))
     else:
         print_status(report)
+
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--db", envvar="BM_DATABASE_URL",
+                 help="SQLAlchemy async URL (default: SQLite in <PATH>/.basic-memory/memory.db)."),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="Wait for a running sync of this folder to end.")
+]
+
+
+@app.command()
+def sync(
+    path: PathArgument = Path("."),
+    database_url: DatabaseOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    wait: WaitOption = False,
+    full_hash_max_mb: FullHashOption = 64.0,
+    partial_hash_max_mb: PartialHashOption = None,
+) -> None:
+    """Apply every change to the entity database, then record the new state."""
+    import asyncio
+
+    from bm_sync.sync import SyncEngine
+
+    policy = _policy(full_hash_max_mb, partial_hash_max_mb)
+    _detector(path, policy)  # a usage error for a missing folder, before anything else
+    show_progress = not (quiet or json_output) and sys.stderr.isatty()
+
+    async def run() -> object:
+        async with SyncEngine.open(path, database_url, policy=policy, wait=wait) as engine:
+            if not show_progress:
+                return await engine.sync()
+            from bm_sync.progress import SyncProgressBar
+
+            with SyncProgressBar() as bar:
+                return await engine.sync(progress=bar.update)
+
+    report = asyncio.run(run())
+    for warning in report.warnings:  # type: ignore[attr-defined]
+        print(f"bm: warning: {warning}", file=sys.stderr)
+    if json_output:
+        print(json.dumps(report.to_json()))  # type: ignore[attr-defined]
+        return
+    for failure in report.failed:  # type: ignore[attr-defined]
+        print(f"bm: failed: {failure.path}: {failure.error}", file=sys.stderr)
+    if not quiet:
+        print(sync_summary_line(report))  # type: ignore[arg-type]
+
+
+def sync_summary_line(report: SyncReport) -> str:
+    """`12 added, 3 modified, 1 deleted, 2 moved, 0 failed in 0.8 s`, or `up to date`."""
+    if not report.change_count and not report.failed_total:
+        return f"up to date ({report.unchanged} files unchanged, {report.duration_s:.1f} s)"
+    return (f"{len(report.added)} added, {len(report.modified)} modified, "
+            f"{len(report.deleted)} deleted, {len(report.moved)} moved, "
+            f"{report.failed_total} failed in {report.duration_s:.1f} s")
 
 
 def print_status(report: StatusReport) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,10 +111,22 @@ class Detector:
         self.index_path = self.state_dir / INDEX_FILE
         self.lock = FolderLock(self.state_dir)
 
-    def detect(self, *, writable: bool = False) -> DetectionRun:
+    def load_snapshot(self) -> IndexSnapshot:
+        """Read the recorded index (raises `IndexCorrupt`); `detect(snapshot=...)` reuses it."""
+        return read_index(self.index_path)
+
+    def detect(self, *, writable: bool = False, rebuild: bool = False,
+               snapshot: IndexSnapshot | None = None,
+               skip: Mapping[str, str] | None = None) -> DetectionRun:
         """Start a run. Only a `writable` run can `record()`; `bm status` uses a read-only one,
-        which writes nothing at all (not the index, not the sketch cache)."""
-        return DetectionRun(self, writable=writable)
+        which writes nothing at all (not the index, not the sketch cache).
+
+        `rebuild` ignores the recorded index: every file is reported added, none deleted (the
+        sync engine uses it when its database and the index disagree). `skip` maps paths not to
+        open this run (the sync engine's circuit breaker) to the reason reported for them.
+        """
+        return DetectionRun(self, writable=writable, rebuild=rebuild, snapshot=snapshot,
+                            skip=skip)
 
     def changes(self) -> Iterator[Change]:
         """Stream the changes a sync would apply (read-only; failures are left out)."""
@@ -149,9 +161,14 @@ class Detector:
 class DetectionRun:
     """One pass over the folder. Iterate it once; counters are final when it is exhausted."""
 
-    def __init__(self, detector: Detector, *, writable: bool) -> None:
+    def __init__(self, detector: Detector, *, writable: bool, rebuild: bool = False,
+                 snapshot: IndexSnapshot | None = None,
+                 skip: Mapping[str, str] | None = None) -> None:
         self.detector = detector
+        self._skip = {os.fsencode(path): reason for path, reason in (skip or {}).items()}
         self.writable = writable
+        self.rebuild = rebuild
+        self._given_snapshot = snapshot
         self.unchanged = 0
         self.hashed = 0
         self.warnings: list[str] = []
@@ -195,6 +212,11 @@ class DetectionRun:
         return report
 
     def _load_snapshot(self) -> IndexSnapshot:
+        if self.rebuild:
+            self.index_rebuilt = True
+            return IndexSnapshot.empty()
+        if self._given_snapshot is not None:
+            return self._given_snapshot
         try:
             return read_index(self.detector.index_path)
         except IndexCorrupt as error:
@@ -254,6 +276,11 @@ class DetectionRun:
                     continue
                 if len(path) > MAX_PATH_BYTES:
                     yield Failure(os.fsdecode(path), "path too long for the index")
+                    continue
+                if path in self._skip:
+                    if old is not None:
+                        self._keep(old)
+                    yield Failure(os.fsdecode(path), self._skip[path])
                     continue
                 if pool is None:
                     pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="bm-hash")
@@ -350,15 +377,17 @@ class DetectionRun:
             self._record_new(entry)
             self._removed.add(move.old.path)
             yield _change(ChangeKind.MOVED, entry, old_path=os.fsdecode(move.old.path),
-                          permalink=move.new.permalink)
-        for candidate in still_added:
-            entry = entries_by_path[candidate.path]
-            self._record_new(entry)
-            yield _change(ChangeKind.ADDED, entry, permalink=candidate.permalink)
+                          permalink=move.new.permalink,
+                          old_content_id=move.old.content_id.hex())
+        # Deletions before additions: an added note may take a permalink a deleted one frees.
         for candidate in still_deleted:
             self._removed.add(candidate.path)
             old = old_by_path[candidate.path]
             yield Change(ChangeKind.DELETED, os.fsdecode(old.path))
+        for candidate in still_added:
+            entry = entries_by_path[candidate.path]
+            self._record_new(entry)
+            yield _change(ChangeKind.ADDED, entry, permalink=candidate.permalink)
         if moves or still_added or still_deleted:
             self._changed = True
         self._deleted = []
@@ -389,6 +418,11 @@ class DetectionRun:
             return None
 
     # -- recording --------------------------------------------------------------------------
+
+    @property
+    def expected_files(self) -> int:
+        """How many files the last recorded state had: the progress bar's estimate."""
+        return self._snapshot.entry_count
 
     @property
     def has_changes(self) -> bool:
@@ -481,6 +515,6 @@ def _sketch_of(recorded: tuple[str | None, bytes] | None) -> bytes | None:
 
 
 def _change(kind: ChangeKind, entry: IndexEntry, *, old_path: str | None = None,
-            permalink: str | None = None) -> Change:
+            permalink: str | None = None, old_content_id: str | None = None) -> Change:
     return Change(kind, os.fsdecode(entry.path), old_path, entry.content_id.hex(),
-                  entry.hash_kind, entry.size, entry.mtime_ns, permalink)
+                  entry.hash_kind, entry.size, entry.mtime_ns, permalink, old_content_id)

@@ -56,13 +56,16 @@ class SketchStore:
         if self._connection is not None:
             return self._connection
         try:
+            # One run uses the store from whichever worker thread iterates it, never from two
+            # at once: the same-thread check would only get in the way.
             if self.writable:
-                self._connection = sqlite3.connect(self.path)
+                self._connection = sqlite3.connect(self.path, check_same_thread=False)
                 self._connection.execute(
                     "CREATE TABLE IF NOT EXISTS sketch (content_id BLOB PRIMARY KEY, "
                     "permalink TEXT, lines BLOB NOT NULL) WITHOUT ROWID")
             elif self.path.exists():
-                self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                                   check_same_thread=False)
         except sqlite3.Error:
             self._connection = None
         return self._connection

@@ -1,0 +1,121 @@
+"""SQLAlchemy 2 models of the entity database. They must equal the alembic head exactly (a
+test runs alembic's autogenerate comparison)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    """One notes folder. `index_token` is also written into the folder's index, so that a sync
+    notices a database that is not the one the index was recorded against."""
+
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, nullable=False)
+    root_path: Mapped[str] = mapped_column(String, nullable=False, unique=True)
+    index_token: Mapped[str | None] = mapped_column(String, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now,
+                                                 onupdate=utc_now)
+
+
+class Entity(Base):
+    """A tracked file. `checksum` is the content id from the index, `checksum_kind` how it was
+    computed (full / partial / none). `permalink` is set for markdown notes only."""
+
+    __tablename__ = "entity"
+    __table_args__ = (
+        UniqueConstraint("project_id", "file_path", name="uq_entity_project_file_path"),
+        UniqueConstraint("project_id", "permalink", name="uq_entity_project_permalink"),
+        Index("ix_entity_project_file_path", "project_id", "file_path"),
+        Index("ix_entity_project_title", "project_id", "title"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    file_path: Mapped[str] = mapped_column(String, nullable=False)
+    permalink: Mapped[str | None] = mapped_column(String, nullable=True)
+    title: Mapped[str] = mapped_column(String, nullable=False)
+    entity_type: Mapped[str] = mapped_column(String, nullable=False)
+    content_type: Mapped[str] = mapped_column(String, nullable=False)
+    checksum: Mapped[str | None] = mapped_column(String, nullable=True)
+    checksum_kind: Mapped[str | None] = mapped_column(String, nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now,
+                                                 onupdate=utc_now)
+
+
+class Observation(Base):
+    """`- [category] content #tag (context)` in a note. `tags` is a JSON list."""
+
+    __tablename__ = "observation"
+    __table_args__ = (Index("ix_observation_entity_id", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_id: Mapped[int] = mapped_column(
+        ForeignKey("entity.id", ondelete="CASCADE"), nullable=False)
+    category: Mapped[str] = mapped_column(String, nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    tags: Mapped[str | None] = mapped_column(Text, nullable=True)
+    context: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Relation(Base):
+    """`- relation_type [[to_name]]`; `to_id` is NULL while the target does not exist."""
+
+    __tablename__ = "relation"
+    __table_args__ = (
+        Index("ix_relation_from_id", "from_id"),
+        Index("ix_relation_to_id", "to_id"),
+        Index("ix_relation_to_name", "to_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_id: Mapped[int] = mapped_column(
+        ForeignKey("entity.id", ondelete="CASCADE"), nullable=False)
+    to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("entity.id", ondelete="SET NULL"), nullable=True)
+    to_name: Mapped[str] = mapped_column(String, nullable=False)
+    relation_type: Mapped[str] = mapped_column(String, nullable=False)
+    context: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SyncFailure(Base):
+    """The circuit breaker's memory: consecutive failures of a path, across runs."""
+
+    __tablename__ = "sync_failure"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    file_path: Mapped[str] = mapped_column(String, primary_key=True)
+    content_id: Mapped[str | None] = mapped_column(String, nullable=True)
+    error: Mapped[str] = mapped_column(Text, nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_failed_at: Mapped[float] = mapped_column(Float, nullable=False)
+    last_failed_at: Mapped[float] = mapped_column(Float, nullable=False)

@@ -1,0 +1,50 @@
+"""The terminal progress bar of `bm sync` (rich), kept out of the library's import path."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bm_sync.sync import SyncProgress
+
+
+class SyncProgressBar:
+    """Files scanned (against the last known file count), hashed and applied, rate and ETA."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]sync"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._task = self._progress.add_task("sync", total=None, detail="")
+        self._started = time.monotonic()
+
+    def __enter__(self) -> SyncProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._progress.stop()
+
+    def update(self, counters: SyncProgress) -> None:
+        total = max(counters.expected, counters.scanned) or None
+        elapsed = time.monotonic() - self._started
+        rate = f", {counters.scanned / elapsed:,.0f} files/s" if elapsed > 0.5 else ""
+        self._progress.update(
+            self._task, completed=counters.scanned, total=total,
+            detail=f"hashed {counters.hashed}, applied {counters.applied}{rate}")

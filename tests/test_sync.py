@@ -1,0 +1,375 @@
+"""`bm sync` and `SyncEngine`: the entity database follows the folder, on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bm_sync import Detector
+from bm_sync.sync import SyncEngine
+from tests.conftest import BM, as_unprivileged, bm_json, run_bm, write
+
+IDEA = """---
+title: Git Index Idea
+type: idea
+tags: [sync, perf]
+---
+# Ignored heading
+- [decision] Use the git index format #sync (from SPEC-19)
+- implements [[Sync Engine]] (the core)
+See also [[Missing Note]].
+"""
+ENGINE = "# Sync Engine\nThe engine.\n- part_of [[Git Index Idea]]\n"
+
+
+def db_path(root: Path) -> Path:
+    return root / ".basic-memory" / "memory.db"
+
+
+def query(root: Path, sql: str, *args: object) -> list[tuple]:
+    with sqlite3.connect(db_path(root)) as connection:
+        return connection.execute(sql, args).fetchall()
+
+
+def entities(root: Path) -> dict[str, tuple]:
+    return {row[0]: row[1:] for row in query(
+        root, "SELECT file_path, id, permalink, title, entity_type, content_type, checksum, "
+              "checksum_kind, size FROM entity ORDER BY file_path")}
+
+
+def relations(root: Path) -> set[tuple]:
+    return set(query(root, """
+        SELECT source.file_path, relation.relation_type, relation.to_name, target.file_path
+        FROM relation JOIN entity AS source ON source.id = relation.from_id
+        LEFT JOIN entity AS target ON target.id = relation.to_id"""))
+
+
+async def sync(root: Path, **kwargs):
+    async with SyncEngine.open(root, **kwargs) as engine:
+        return await engine.sync()
+
+
+async def test_first_sync_builds_entities_observations_and_relations(notes: Path) -> None:
+    write(notes, "ideas/git index.md", IDEA)
+    write(notes, "Sync Engine.md", ENGINE)
+    write(notes, "papers/spec.pdf", b"%PDF-1.4 not really")
+    report = await sync(notes)
+    assert sorted(report.added) == ["Sync Engine.md", "ideas/git index.md", "papers/spec.pdf"]
+    rows = entities(notes)
+    _id, permalink, title, entity_type, content_type, checksum, kind, size = rows[
+        "ideas/git index.md"]
+    assert (permalink, title, entity_type, content_type) == (
+        "ideas/git-index", "Git Index Idea", "idea", "text/markdown")
+    expected_id = subprocess.run(["git", "hash-object", str(notes / "ideas/git index.md")],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    assert (checksum, kind, size) == (expected_id, "full", len(IDEA.encode()))
+    assert rows["papers/spec.pdf"][4] == "application/pdf"
+    assert rows["Sync Engine.md"][2] == "Sync Engine"
+    assert query(notes, "SELECT category, content, tags, context FROM observation") == [
+        ("decision", "Use the git index format", '["sync"]', "from SPEC-19")]
+    assert relations(notes) == {
+        ("ideas/git index.md", "implements", "Sync Engine", "Sync Engine.md"),
+        ("ideas/git index.md", "links_to", "Missing Note", None),
+        ("Sync Engine.md", "part_of", "Git Index Idea", "ideas/git index.md"),
+    }
+
+
+async def test_no_change_sync_is_up_to_date_and_status_is_clean(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    await sync(notes)
+    index_before = (notes / ".basic-memory/index").stat().st_mtime_ns
+    report = await sync(notes)
+    assert report.change_count == 0 and report.unchanged == 1
+    assert (notes / ".basic-memory/index").stat().st_mtime_ns == index_before
+    assert Detector(notes).status().change_count == 0
+
+
+async def test_modify_reparses_and_delete_unresolves_relations(notes: Path) -> None:
+    write(notes, "ideas/git index.md", IDEA)
+    write(notes, "Sync Engine.md", ENGINE)
+    await sync(notes)
+    write(notes, "Sync Engine.md", "# Sync Engine v2\n- [fact] rewritten #new\n")
+    (notes / "ideas/git index.md").unlink()
+    report = await sync(notes)
+    assert report.modified == ["Sync Engine.md"] and report.deleted == ["ideas/git index.md"]
+    assert list(entities(notes)) == ["Sync Engine.md"]
+    assert entities(notes)["Sync Engine.md"][2] == "Sync Engine v2"
+    assert query(notes, "SELECT category, content FROM observation") == [("fact", "rewritten")]
+    assert relations(notes) == set()  # its own relations were replaced, the others deleted
+
+
+async def test_deleting_a_target_leaves_the_relation_unresolved(notes: Path) -> None:
+    write(notes, "ideas/git index.md", IDEA)
+    write(notes, "Sync Engine.md", ENGINE)
+    await sync(notes)
+    (notes / "Sync Engine.md").unlink()
+    await sync(notes)
+    assert ("ideas/git index.md", "implements", "Sync Engine", None) in relations(notes)
+
+
+async def test_forward_reference_resolves_when_target_appears(notes: Path) -> None:
+    write(notes, "ideas/git index.md", IDEA)
+    await sync(notes)
+    assert ("ideas/git index.md", "implements", "Sync Engine", None) in relations(notes)
+    write(notes, "Sync Engine.md", ENGINE)
+    await sync(notes)
+    assert ("ideas/git index.md", "implements", "Sync Engine", "Sync Engine.md") in relations(
+        notes)
+
+
+async def test_move_keeps_entity_id_observations_and_incoming_relations(notes: Path) -> None:
+    write(notes, "ideas/git index.md", IDEA)
+    write(notes, "Sync Engine.md", ENGINE)
+    await sync(notes)
+    before = entities(notes)["ideas/git index.md"][0]
+    (notes / "archive").mkdir()
+    os.rename(notes / "ideas/git index.md", notes / "archive/git index.md")
+    report = await sync(notes)
+    assert report.moved == [("ideas/git index.md", "archive/git index.md")]
+    rows = entities(notes)
+    assert rows["archive/git index.md"][0] == before
+    assert rows["archive/git index.md"][1] == "archive/git-index"
+    assert query(notes, "SELECT count(*) FROM observation") == [(1,)]
+    assert ("Sync Engine.md", "part_of", "Git Index Idea", "archive/git index.md") in relations(
+        notes)
+
+
+async def test_permalink_conflicts_get_suffixes_that_stay_stable(notes: Path) -> None:
+    write(notes, "a.md", "---\npermalink: shared\n---\n# A\n")
+    write(notes, "b.md", "---\npermalink: shared\n---\n# B\n")
+    write(notes, "c.md", "---\npermalink: shared\n---\n# C\n")
+    await sync(notes)
+    assert [row[1] for row in entities(notes).values()] == ["shared", "shared-1", "shared-2"]
+    write(notes, "b.md", "---\npermalink: shared\n---\n# B edited\n")
+    await sync(notes)
+    assert entities(notes)["b.md"][1] == "shared-1"
+
+
+async def test_broken_frontmatter_is_indexed_and_reported(notes: Path) -> None:
+    write(notes, "broken.md", "---\ntitle: [unclosed\n---\n# Body\n")
+    write(notes, "latin1.md", "caf\xe9\n".encode("latin-1"))
+    report = await sync(notes)
+    errors = {failure.path: failure.error for failure in report.failed}
+    assert "YAML" in errors["broken.md"]
+    assert "UTF-8" in errors["latin1.md"]
+    rows = entities(notes)
+    assert rows["broken.md"][2] == "Body" or rows["broken.md"][2] == "broken"
+    assert "latin1.md" in rows
+    assert (await sync(notes)).failed == []  # indexed: not offered again until it changes
+
+
+async def test_database_deleted_is_rebuilt(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    write(notes, "b.md", "# B\n")
+    await sync(notes)
+    db_path(notes).unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(str(db_path(notes)) + suffix).unlink(missing_ok=True)
+    report = await sync(notes)
+    assert report.rebuilt and sorted(report.added) == ["a.md", "b.md"]
+    assert sorted(entities(notes)) == ["a.md", "b.md"]
+    assert (await sync(notes)).change_count == 0
+
+
+async def test_database_emptied_is_rebuilt(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    await sync(notes)
+    with sqlite3.connect(db_path(notes)) as connection:
+        connection.execute("DELETE FROM entity")
+    report = await sync(notes)
+    assert report.rebuilt
+    assert list(entities(notes)) == ["a.md"]
+
+
+async def test_other_database_url_is_rebuilt_and_swept(notes: Path, tmp_path: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    await sync(notes)
+    other = f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
+    report = await sync(notes, database_url=other)
+    assert report.rebuilt and report.added == ["a.md"]
+    (notes / "a.md").unlink()
+    write(notes, "b.md", "# B\n")
+    report = await sync(notes)  # back to the default database: it must notice
+    assert report.rebuilt
+    assert list(entities(notes)) == ["b.md"]
+
+
+async def test_missing_index_with_existing_database_sweeps_stale_rows(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    write(notes, "b.md", "# B\n")
+    await sync(notes)
+    (notes / ".basic-memory/index").unlink()
+    (notes / "b.md").unlink()
+    report = await sync(notes)
+    assert report.rebuilt and "b.md" in report.deleted
+    assert list(entities(notes)) == ["a.md"]
+
+
+async def test_handler_receives_each_applied_change(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    write(notes, "b.md", "# B\n")
+    seen = []
+
+    async def handler(change):
+        seen.append((change.kind.value, change.path))
+
+    async with SyncEngine.open(notes) as engine:
+        await engine.sync(on_change=handler)
+    assert sorted(seen) == [("added", "a.md"), ("added", "b.md")]
+
+
+def test_unreadable_file_fails_without_deletion_and_trips_the_breaker(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    write(notes, "b.md", "# B\n")
+    assert run_bm("sync", str(notes), "--quiet").returncode == 0
+    write(notes, "b.md", "# B changed\n").chmod(0o000)
+    state = notes / ".basic-memory"
+    state.chmod(0o777)
+    for child in state.iterdir():
+        child.chmod(0o666)
+
+    def sync_unprivileged():
+        import asyncio
+
+        async def run():
+            async with SyncEngine.open(notes) as engine:
+                return await engine.sync()
+
+        return asyncio.run(run())
+
+    for _ in range(3):
+        report = as_unprivileged(sync_unprivileged)
+        assert report.deleted == [] and [f.error for f in report.failed] == ["permission denied"]
+    report = as_unprivileged(sync_unprivileged)
+    assert "skipped" in report.failed[0].error
+    assert sorted(entities(notes)) == ["a.md", "b.md"]
+    (notes / "b.md").chmod(0o644)
+    write(notes, "b.md", "# B changed again\n")
+    report = as_unprivileged(sync_unprivileged)
+    assert report.modified == ["b.md"] and report.failed == []
+
+
+def test_cli_sync_json_quiet_and_summary(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    data = bm_json("sync", str(notes))
+    assert set(data) == {"added", "modified", "deleted", "moved", "failed", "unchanged",
+                         "duration_s"}
+    assert data["added"] == ["a.md"] and isinstance(data["duration_s"], float)
+    quiet = run_bm("sync", str(notes), "--quiet")
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+    write(notes, "b.md", "# B\n")
+    summary = run_bm("sync", str(notes))
+    assert summary.returncode == 0
+    lines = summary.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("1 added, 0 modified, 0 deleted, 0 moved, "
+                                                   "0 failed in ")
+    assert run_bm("sync", str(notes)).stdout.startswith("up to date")
+    assert run_bm("status", str(notes)).stdout.startswith("up to date")
+
+
+def test_db_option_and_environment_variable(notes: Path, tmp_path: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'elsewhere.db'}"
+    assert run_bm("sync", str(notes), "--db", url, "--quiet").returncode == 0
+    assert (tmp_path / "elsewhere.db").exists() and not db_path(notes).exists()
+    other = f"sqlite+aiosqlite:///{tmp_path / 'env.db'}"
+    assert run_bm("sync", str(notes), "--quiet", env={"BM_DATABASE_URL": other}).returncode == 0
+    assert (tmp_path / "env.db").exists()
+
+
+def test_second_concurrent_sync_exits_at_once_or_waits(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom bm_sync import Detector\nd = Detector(sys.argv[1])\n"
+         "with d.lock.hold():\n    print('locked', flush=True)\n    time.sleep(3)\n",
+         str(notes)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    started = time.monotonic()
+    busy = run_bm("sync", str(notes))
+    assert busy.returncode == 1 and time.monotonic() - started < 2.5
+    assert "another bm process" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
+    waited = run_bm("sync", str(notes), "--wait", "--json")
+    holder.wait()
+    assert waited.returncode == 0 and json.loads(waited.stdout)["added"] == ["a.md"]
+
+
+def test_usage_errors(notes: Path) -> None:
+    result = run_bm("sync", str(notes / "missing"))
+    assert result.returncode == 2 and result.stderr.startswith("bm: error:")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sigkill_at_random_moments_converges(notes: Path, tmp_path: Path, seed: int) -> None:
+    """Kill real `bm sync` processes mid-run, repeatedly; the next full sync must converge."""
+    import random
+
+    rng = random.Random(seed)
+    for number in range(3000):
+        links = " ".join(f"[[Note {rng.randrange(3000)}]]" for _ in range(2))
+        write(notes, f"f{number % 20}/note {number}.md",
+              f"# Note {number}\n- [fact] number {number} #n{number % 7}\n- relates {links}\n")
+    killed = 0
+    for attempt in range(6):
+        if attempt == 3:  # changes between crashes: edits, deletes and a folder move
+            for number in rng.sample(range(3000), 50):
+                path = notes / f"f{number % 20}/note {number}.md"
+                if path.exists():
+                    path.write_text(f"# Note {number}\nedited {attempt}\n")
+            os.rename(notes / "f3", notes / "moved-f3")
+            for number in range(0, 3000, 97):
+                (notes / f"f{number % 20}/note {number}.md").unlink(missing_ok=True)
+        process = subprocess.Popen([*BM, "sync", str(notes), "--quiet"])
+        time.sleep(rng.uniform(0.25, 1.1))  # a full first sync of these takes about 1.5 s
+        process.kill()
+        killed += process.wait() == -9
+    assert killed >= 2  # the kills really landed mid-run
+    assert run_bm("sync", str(notes), "--quiet").returncode == 0
+    assert Detector(notes).status().change_count == 0
+    # Ground truth: a fresh sync of the same folder into another database.
+    fresh = tmp_path / "fresh.db"
+    assert run_bm("sync", str(notes), "--db", f"sqlite+aiosqlite:///{fresh}",
+                  "--quiet").returncode == 0
+
+    def snapshot(database: Path) -> tuple:
+        with sqlite3.connect(database) as connection:
+            rows = connection.execute(
+                "SELECT file_path, permalink, title, checksum FROM entity ORDER BY file_path"
+            ).fetchall()
+            links = connection.execute("""
+                SELECT s.file_path, r.relation_type, r.to_name, t.file_path FROM relation r
+                JOIN entity s ON s.id = r.from_id LEFT JOIN entity t ON t.id = r.to_id
+                ORDER BY 1, 2, 3, 4""").fetchall()
+            observations = connection.execute("""
+                SELECT e.file_path, o.category, o.content FROM observation o
+                JOIN entity e ON e.id = o.entity_id ORDER BY 1, 2, 3""").fetchall()
+        return rows, links, observations
+
+    crashed, clean = snapshot(db_path(notes)), snapshot(fresh)
+    assert len(crashed[0]) == len(set(row[0] for row in crashed[0]))  # no duplicates
+    assert crashed == clean
+
+
+async def test_interrupted_first_sync_then_delete_converges(notes: Path) -> None:
+    """Regression: rows from a first sync that never finished must be swept later."""
+    for number in range(450):  # three batches
+        write(notes, f"n{number:03}.md", f"# Note {number}\n")
+
+    def interrupt(change):
+        raise KeyboardInterrupt  # stands for a kill after the first batch's commit
+
+    async with SyncEngine.open(notes) as engine:
+        with pytest.raises(KeyboardInterrupt):
+            await engine.sync(on_change=interrupt)
+    assert 0 < len(entities(notes)) < 450 and not (notes / ".basic-memory/index").exists()
+    (notes / "n000.md").unlink()
+    report = await sync(notes)
+    assert report.rebuilt
+    assert len(entities(notes)) == 449 and "n000.md" not in entities(notes)

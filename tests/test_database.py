@@ -1,0 +1,91 @@
+"""The database layer: migrations (the seed spec's path), pragmas, the head constant."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from bm_sync.db import HEAD_REVISION
+from bm_sync.db.engine import migrations_dir, open_database
+from bm_sync.sync import SyncEngine
+from tests.conftest import REPO, write
+
+
+def alembic(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    """The real `alembic` command, run from the repository root as a developer would."""
+    return subprocess.run([sys.executable, "-m", "alembic", "-x", f"url={url}", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_head_constant_matches_the_scripts() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_alembic_upgrade_head_from_the_repository(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    result = alembic("upgrade", "head", url=url)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            HEAD_REVISION,)
+
+
+async def test_models_equal_the_migrated_schema(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from bm_sync.db.models import Base
+
+    engine = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'head.db'}")
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync_connection: compare_metadata(
+                MigrationContext.configure(sync_connection), Base.metadata))
+    await engine.dispose()
+    assert differences == []
+
+
+async def test_wal_mode_and_foreign_keys(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    engine = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    await engine.dispose()
+
+
+async def test_first_revision_database_upgrades_and_is_backfilled(notes: Path) -> None:
+    """The seed spec's path: a database without mtime/size gets them on the next sync."""
+    write(notes, "a.md", "# A\n")
+    database = notes / ".basic-memory" / "memory.db"
+    database.parent.mkdir()
+    url = f"sqlite+aiosqlite:///{database}"
+    assert alembic("upgrade", "0001", url=url).returncode == 0
+    with sqlite3.connect(database) as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(entity)")}
+        assert "mtime" not in columns and "size" not in columns
+        connection.execute("INSERT INTO project (id, name, root_path, created_at, updated_at) "
+                           "VALUES (1, 'notes', ?, '2025-01-01', '2025-01-01')", (str(notes),))
+        connection.execute(
+            "INSERT INTO entity (project_id, file_path, permalink, title, entity_type, "
+            "content_type, checksum, created_at, updated_at) VALUES (1, 'a.md', 'a', 'A', "
+            "'note', 'text/markdown', 'old', '2025-01-01', '2025-01-01')")
+    async with SyncEngine.open(notes) as engine:
+        report = await engine.sync()
+    assert report.rebuilt
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            HEAD_REVISION,)
+        rows = connection.execute("SELECT id, file_path, size, mtime FROM entity").fetchall()
+    assert len(rows) == 1
+    entity_id, path, size, mtime = rows[0]
+    assert (entity_id, path, size) == (1, "a.md", 4)  # same entity, backfilled
+    assert mtime == (notes / "a.md").stat().st_mtime_ns / 1e9

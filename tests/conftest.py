@@ -75,9 +75,18 @@ def as_unprivileged(function: Callable[[], Any]) -> Any:
     """
     if os.geteuid() != 0:
         return function()
-    import concurrent.futures.thread  # noqa: F401
+    # Everything a run imports lazily, imported now: the child cannot read /root's stdlib.
+    import importlib
+    import mimetypes
 
-    import bm_sync.markdown  # noqa: F401  (imported lazily by the hashing workers)
+    for module in ("bm_sync.markdown", "bm_sync.apply", "bm_sync.history", "bm_sync.versions",
+                   "bm_sync.db.engine", "bm_sync.db.writes", "concurrent.futures.thread",
+                   "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.sqlite.aiosqlite",
+                   "sqlalchemy.ext.asyncio", "aiosqlite", "dulwich.index", "dulwich.pack",
+                   "dulwich.object_store", "dulwich.objects", "yaml", "difflib", "uuid",
+                   "traceback"):
+        importlib.import_module(module)
+    mimetypes.init()
 
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -89,7 +98,9 @@ def as_unprivileged(function: Callable[[], Any]) -> Any:
             os.setuid(65534)
             payload = pickle.dumps(("ok", function()))
         except BaseException as error:  # report anything to the parent
-            payload = pickle.dumps(("error", repr(error)))
+            import traceback
+
+            payload = pickle.dumps(("error", repr(error) + "\n" + traceback.format_exc()))
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(payload)
         os._exit(0)

@@ -230,10 +230,10 @@ def test_unreadable_file_fails_without_deletion_and_trips_the_breaker(notes: Pat
     write(notes, "b.md", "# B\n")
     assert run_bm("sync", str(notes), "--quiet").returncode == 0
     write(notes, "b.md", "# B changed\n").chmod(0o000)
-    state = notes / ".basic-memory"
-    state.chmod(0o777)
-    for child in state.iterdir():
-        child.chmod(0o666)
+    for folder, _folders, files in os.walk(notes / ".basic-memory"):
+        os.chmod(folder, 0o777)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666)
 
     def sync_unprivileged():
         import asyncio

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 from bm_sync.changes import Change, ChangeKind, Failure
 from bm_sync.hashing import is_markdown
+from bm_sync.versions import VersionPolicy, VersionStore, blob_id
 
 NOTE_MAX_BYTES = 32 << 20
 
@@ -37,6 +39,7 @@ class PreparedChange:
     relations: list[dict[str, Any]] = field(default_factory=list)
     warning: str | None = None
     error: str | None = None
+    version: bytes | None = None  # the bytes read, when they are the content id's blob
 
 
 @dataclass
@@ -52,8 +55,12 @@ def content_type_of(path: str) -> str:
     return mimetypes.guess_type(path)[0] or "application/octet-stream"
 
 
-def prepare(root: Path, change: Change) -> PreparedChange:
-    """Read and parse one added, modified or moved file into rows (runs in a worker thread)."""
+def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -> PreparedChange:
+    """Read and parse one added, modified or moved file into rows (runs in a worker thread).
+
+    When `versions` wants this file and the bytes read still hash to the detected content id,
+    they are kept as the version to store (no second read, no second hash of another state).
+    """
     from bm_sync.markdown import parse_note, permalink_from_path
 
     prepared = PreparedChange(change)
@@ -86,6 +93,10 @@ def prepare(root: Path, change: Change) -> PreparedChange:
         entity["entity_type"] = "note"
         prepared.desired_permalink = permalink_from_path(path)
         return prepared
+    if versions is not None and versions.wants(path, len(raw)) and (
+        blob_id(raw) == change.content_id
+    ):
+        prepared.version = raw
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -121,15 +132,21 @@ class EntityStore:
     """One project's entities in the database. Opened lazily by the sync engine."""
 
     def __init__(self, engine: Any, sessions: Any, project_id: int, token: str | None,
-                 root: Path) -> None:
+                 root: Path, versions: VersionPolicy) -> None:
         self.engine = engine
         self.sessions = sessions
         self.project_id = project_id
         self.token = token
         self.root = root
+        self.version_policy = versions
+        self.versions = VersionStore(root / ".basic-memory")
+        self.run_id: int | None = None
+        self.run_started_at = time.time()
+        self.version_error: str | None = None
 
     @classmethod
-    async def open(cls, url: str, root: Path) -> EntityStore:
+    async def open(cls, url: str, root: Path,
+                   versions: VersionPolicy | None = None) -> EntityStore:
         from sqlalchemy.ext.asyncio import async_sessionmaker
 
         from bm_sync.db.engine import get_or_create_project, open_database
@@ -139,9 +156,10 @@ class EntityStore:
         async with sessions() as session, session.begin():
             project = await get_or_create_project(session, root)
             project_id, token = project.id, project.index_token
-        return cls(engine, sessions, project_id, token, root)
+        return cls(engine, sessions, project_id, token, root, versions or VersionPolicy())
 
     async def close(self) -> None:
+        self.versions.close()
         await self.engine.dispose()
 
     async def read_state(self) -> Any:
@@ -168,8 +186,7 @@ class EntityStore:
 
     async def apply(self, changes: list[Change]) -> ApplyResult:
         """Apply one batch in one transaction; fall back to one transaction per change."""
-        prepared = await asyncio.to_thread(
-            lambda: [prepare(self.root, change) for change in changes])
+        prepared = await asyncio.to_thread(self._prepare_all, changes)
         result = ApplyResult()
         ready = []
         for item in prepared:
@@ -177,15 +194,19 @@ class EntityStore:
                 result.failed.append((Failure(item.change.path, item.error), item.change))
             else:
                 ready.append(item)
+        run_id = self.run_id  # a rolled-back transaction must not leave a dangling run id
         try:
             async with self.sessions() as session, session.begin():
                 await self._write(session, ready)
         except Exception:  # isolate the change that breaks the batch
+            self.run_id = run_id
             for item in ready:
+                run_id = self.run_id
                 try:
                     async with self.sessions() as session, session.begin():
                         await self._write(session, [item])
                 except Exception as error:  # one file's problem never aborts the run
+                    self.run_id = run_id
                     message = f"database: {type(error).__name__}: {str(error).splitlines()[0]}"
                     result.failed.append((Failure(item.change.path, message), item.change))
                 else:
@@ -194,6 +215,18 @@ class EntityStore:
             for item in ready:
                 self._applied(item, result)
         return result
+
+    def _prepare_all(self, changes: list[Change]) -> list[PreparedChange]:
+        """Parse a batch and stage its versions for the sync's pack (in a worker thread)."""
+        prepared = [prepare(self.root, change, self.version_policy) for change in changes]
+        for item in prepared:
+            if item.version is not None and item.change.content_id:
+                try:
+                    self.versions.stage(item.change.content_id, item.version)
+                except OSError as error:  # versions are a bonus: never fail the sync for them
+                    self.version_error = f"versions not stored: {_describe(error)}"
+                item.version = None
+        return prepared
 
     @staticmethod
     def _applied(item: PreparedChange, result: ApplyResult) -> None:
@@ -211,6 +244,7 @@ class EntityStore:
         )
 
         project_id = self.project_id
+        await self._record_history(session, [item.change for item in items])
         deleted = [item.change.path for item in items if item.change.kind is ChangeKind.DELETED]
         if deleted:
             await delete_entities(session, project_id, deleted)
@@ -228,6 +262,17 @@ class EntityStore:
                 ids[item.change.path]: item.observations for item in markdown})
             await replace_relations(session, {
                 ids[item.change.path]: item.relations for item in markdown})
+
+    async def _record_history(self, session: Any, changes: list[Change]) -> None:
+        """The run row and one file_change row per change, in the batch's own transaction.
+
+        After a crash the same changes come again (the index was behind): a change identical to
+        its path's latest recorded one is not recorded twice.
+        """
+        from bm_sync.history import record_changes
+
+        self.run_id = await record_changes(session, self.project_id, self.run_id,
+                                           self.run_started_at, changes)
 
     async def _assign_permalinks(self, session: Any, items: list[PreparedChange]) -> None:
         """Unique permalinks: the desired one, else `-1`, `-2`, ... (stable across syncs)."""
@@ -265,8 +310,15 @@ class EntityStore:
 
     async def finish(self, *, hard_failures: dict[str, tuple[str | None, str]],
                      applied_paths: set[str], failing_paths: Iterable[str],
-                     new_token: bool) -> str:
-        """Resolve relations, keep the circuit breaker's table, and (re)issue the token."""
+                     new_token: bool, failed_total: int = 0) -> str:
+        """Write the sync's pack of versions, resolve relations, keep the circuit breaker's
+        table, mark the run completed and (re)issue the token."""
+        from bm_sync.history import complete_run
+
+        try:
+            await asyncio.to_thread(self.versions.flush)
+        except OSError as error:
+            self.version_error = f"versions not stored: {_describe(error)}"
         from sqlalchemy import update
 
         from bm_sync.db.models import Project
@@ -278,6 +330,9 @@ class EntityStore:
                 await record_failure(session, self.project_id, path, content_id, error)
             for path in set(failing_paths) & applied_paths:
                 await clear_failure(session, self.project_id, path)
+            if self.run_id is not None:
+                await complete_run(session, self.run_id, time.time() - self.run_started_at,
+                                   failed_total)
             if new_token or self.token is None:
                 self.token = uuid.uuid4().hex
                 await session.execute(update(Project).where(Project.id == self.project_id)

@@ -36,6 +36,7 @@ from bm_sync.detector import Detector, StatusReport
 from bm_sync.errors import IndexCorrupt
 from bm_sync.hashing import HashPolicy
 from bm_sync.index_format import IndexSnapshot
+from bm_sync.versions import VersionPolicy
 
 BATCH_FILES = 200
 FAILURE_LOG_SIZE = 100
@@ -148,20 +149,22 @@ class SyncEngine:
     """Keeps the entity database of one folder in step with it. Use `SyncEngine.open`."""
 
     def __init__(self, root: str | os.PathLike[str], database_url: str | None = None, *,
-                 policy: HashPolicy | None = None, wait: bool = False) -> None:
+                 policy: HashPolicy | None = None, wait: bool = False,
+                 versions: VersionPolicy | None = None) -> None:
         self.detector = Detector(root, policy=policy)
         self.root = self.detector.root
         self.database_url = resolve_database_url(self.root, database_url)
         self.wait = wait
+        self.versions = versions or VersionPolicy()
         self._store: Any = None  # bm_sync.apply.EntityStore, opened on first write
 
     @classmethod
     @asynccontextmanager
     async def open(cls, root: str | os.PathLike[str], database_url: str | None = None, *,
-                   policy: HashPolicy | None = None, wait: bool = False
-                   ) -> AsyncIterator[SyncEngine]:
+                   policy: HashPolicy | None = None, wait: bool = False,
+                   versions: VersionPolicy | None = None) -> AsyncIterator[SyncEngine]:
         """An engine for `root`; the database is opened (and migrated) when first needed."""
-        engine = cls(root, database_url, policy=policy, wait=wait)
+        engine = cls(root, database_url, policy=policy, wait=wait, versions=versions)
         try:
             yield engine
         finally:
@@ -176,8 +179,104 @@ class SyncEngine:
         if self._store is None:
             from bm_sync.apply import EntityStore
 
-            self._store = await EntityStore.open(self.database_url, self.root)
+            self._store = await EntityStore.open(self.database_url, self.root, self.versions)
         return self._store
+
+    # -- history ------------------------------------------------------------------------------
+
+    async def _history_store(self) -> Any:
+        sqlite_path = _sqlite_file(self.database_url)
+        if sqlite_path is not None and not sqlite_path.exists():
+            from bm_sync.history import HistoryError
+
+            raise HistoryError(f"no sync has run in {self.root} yet")
+        return await self._entity_store()
+
+    async def runs(self, limit: int = 20) -> list[Any]:
+        """The most recent sync runs, newest first (`RunRecord`s)."""
+        from bm_sync.history import list_runs
+
+        store = await self._history_store()
+        async with store.sessions() as session:
+            return await list_runs(session, store.project_id, limit)
+
+    async def history(self, path: str) -> list[Any]:
+        """The timeline of one file (`VersionRecord`s), newest first, following moves."""
+        from bm_sync.history import timeline
+
+        store = await self._history_store()
+        async with store.sessions() as session:
+            return await timeline(session, store.project_id, self._relative(path),
+                                  store.versions.has)
+
+    async def show(self, path: str, revision: str | None = None) -> tuple[Any, bytes]:
+        """A version's record and content (`~N` or a content id prefix; default the newest)."""
+        from bm_sync.history import HistoryError, resolve_revision
+
+        version = resolve_revision(await self.history(path), revision)
+        content = self._store.versions.read(version.content_id)
+        if content is None:
+            raise HistoryError(f"the content of {version.content_id[:10]} was not stored "
+                               "(binary, too large, versions off, or pruned)")
+        return version, content
+
+    async def diff(self, path: str, revision: str | None = None) -> str:
+        """With a REV: that version against the one before it. Without: the newest recorded
+        version against the file on disk."""
+        from bm_sync.history import HistoryError, unified_diff
+
+        versions = await self.history(path)
+        if revision is None:
+            version, old = await self.show(path)
+            current = self.root / self._relative(path)
+            new = current.read_bytes() if current.exists() else b""
+            return unified_diff(old, new, f"{version.content_id[:10]}", f"{current.name} (disk)")
+        version, new = await self.show(path, revision)
+        with_content = [item for item in versions if item.kind != "deleted" and item.content_id]
+        position = with_content.index(version)
+        if position + 1 >= len(with_content):
+            return unified_diff(b"", new, "/dev/null", version.content_id[:10])
+        older = with_content[position + 1]
+        old = self._store.versions.read(older.content_id)
+        if old is None:
+            raise HistoryError(f"the content of {older.content_id[:10]} was not stored")
+        return unified_diff(old, new, older.content_id[:10], version.content_id[:10])
+
+    async def restore(self, path: str, revision: str) -> Any:
+        """Write a stored version back to the file: the only call that writes user files.
+
+        The next sync records the restore as a modification.
+        """
+        version, content = await self.show(path, revision)
+        target = self.root / self._relative(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.bm-restore")
+        temporary.write_bytes(content)
+        os.replace(temporary, target)
+        return version
+
+    async def prune(self, keep_last: int | None = None,
+                    keep_days: float | None = None) -> tuple[int, int]:
+        """Drop stored versions outside the retention; return object store bytes before/after."""
+        from bm_sync.history import retained_content_ids
+
+        store = await self._history_store()
+        with self.detector.lock.hold(wait=self.wait):
+            async with store.sessions() as session:
+                keep = await retained_content_ids(session, store.project_id, keep_last,
+                                                  keep_days)
+            return await asyncio.to_thread(store.versions.prune, keep)
+
+    def _relative(self, path: str) -> str:
+        """A path as recorded: relative to the root, `/`-separated (absolute paths accepted)."""
+        candidate = Path(path)
+        if candidate.is_absolute() or Path.cwd() != self.root:
+            absolute = candidate if candidate.is_absolute() else Path.cwd() / candidate
+            try:
+                return Path(os.path.abspath(absolute)).relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return candidate.as_posix()
 
     async def sync(self, *, on_change: ChangeHandler | None = None,
                    progress: ProgressHandler | None = None) -> SyncReport:
@@ -260,7 +359,9 @@ class SyncEngine:
             store = await self._entity_store()
             token = await store.finish(hard_failures=hard_failures, applied_paths=applied_paths,
                                        failing_paths=state.failing_paths,
-                                       new_token=report.rebuilt)
+                                       new_token=report.rebuilt, failed_total=failures.total)
+            if store.version_error:
+                report.warnings.append(store.version_error)
         # The index is written only now, after every database commit.
         run.record(exclude=excluded, meta={"db_token": token})
         run.close()

@@ -119,3 +119,45 @@ class SyncFailure(Base):
     count: Mapped[int] = mapped_column(Integer, nullable=False)
     first_failed_at: Mapped[float] = mapped_column(Float, nullable=False)
     last_failed_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class SyncRun(Base):
+    """One sync that applied at least one change. `status` is "interrupted" until the run's
+    last commit marks it "completed": a killed run stays interrupted."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (Index("ix_sync_run_project_started", "project_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    started_at: Mapped[float] = mapped_column(Float, nullable=False)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    added: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    modified: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    moved: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    status: Mapped[str] = mapped_column(String, nullable=False)
+
+
+class FileChange(Base):
+    """One applied change, written in the same transaction as the entity change itself."""
+
+    __tablename__ = "file_change"
+    __table_args__ = (
+        Index("ix_file_change_project_path", "project_id", "path"),
+        Index("ix_file_change_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("sync_run.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    kind: Mapped[str] = mapped_column(String, nullable=False)
+    path: Mapped[str] = mapped_column(String, nullable=False)
+    old_path: Mapped[str | None] = mapped_column(String, nullable=True)
+    content_id: Mapped[str | None] = mapped_column(String, nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mtime: Mapped[float | None] = mapped_column(Float, nullable=True)

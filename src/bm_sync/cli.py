@@ -7,6 +7,7 @@ Exit codes: 0 the command ran (per-file failures are listed, not fatal); 1 it co
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -100,6 +101,9 @@ def sync(
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     wait: WaitOption = False,
+    no_versions: Annotated[bool, typer.Option(
+        "--no-versions", help="Do not store note versions (bm history still lists changes).")
+    ] = False,
     full_hash_max_mb: FullHashOption = 64.0,
     partial_hash_max_mb: PartialHashOption = None,
 ) -> None:
@@ -107,13 +111,16 @@ def sync(
     import asyncio
 
     from bm_sync.sync import SyncEngine
+    from bm_sync.versions import VersionPolicy
 
     policy = _policy(full_hash_max_mb, partial_hash_max_mb)
     _detector(path, policy)  # a usage error for a missing folder, before anything else
     show_progress = not (quiet or json_output) and sys.stderr.isatty()
 
     async def run() -> object:
-        async with SyncEngine.open(path, database_url, policy=policy, wait=wait) as engine:
+        versions = VersionPolicy(enabled=not no_versions)
+        async with SyncEngine.open(path, database_url, policy=policy, wait=wait,
+                                   versions=versions) as engine:
             if not show_progress:
                 return await engine.sync()
             from bm_sync.progress import SyncProgressBar
@@ -131,6 +138,157 @@ def sync(
         print(f"bm: failed: {failure.path}: {failure.error}", file=sys.stderr)
     if not quiet:
         print(sync_summary_line(report))  # type: ignore[arg-type]
+
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", help="The notes folder (default: found upward from the target)."),
+]
+
+
+def _find_root(target: Path, root: Path | None) -> Path:
+    """The notes folder a target belongs to: `--root`, else the nearest folder upward that
+    holds `.basic-memory/` (the target itself may be deleted), else the target if a folder."""
+    if root is not None:
+        return root
+    start = Path(os.path.abspath(target))
+    for folder in (start, *start.parents):
+        if (folder / ".basic-memory").is_dir():
+            return folder
+    return start if start.is_dir() else Path.cwd()
+
+
+def _engine(root: Path, database_url: str | None, **options: object) -> object:
+    from bm_sync.sync import SyncEngine
+
+    if not root.is_dir():
+        raise typer.BadParameter(f"not a folder: {root}")
+    return SyncEngine.open(root, database_url, **options)
+
+
+@app.command()
+def history(
+    target: Annotated[Path, typer.Argument(
+        help="A notes folder (its recent runs) or a file (its timeline).")] = Path("."),
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs.")] = 20,
+    show: Annotated[str | None, typer.Option(
+        "--show", metavar="REV", help="Print that version's content (~N or an id prefix).")
+    ] = None,
+    diff: Annotated[str | None, typer.Option(
+        "--diff", metavar="[REV]",
+        help="Diff REV against the version before it; alone, the newest against the disk.")
+    ] = None,
+    json_output: JsonOption = False,
+    root: RootOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Recent sync runs, or the timeline of one file (following moves) and its versions."""
+    import asyncio
+
+    notes_root = _find_root(target, root)
+    is_file = Path(os.path.abspath(target)) != Path(os.path.abspath(notes_root))
+
+    async def run() -> None:
+        async with _engine(notes_root, database_url) as engine:  # type: ignore[attr-defined]
+            if not is_file:
+                runs = await engine.runs(limit)
+                if json_output:
+                    print(json.dumps({"runs": [item.to_json() for item in runs]}))
+                else:
+                    print("\n".join(_run_line(item) for item in runs) or "no sync runs yet")
+                return
+            if show is not None:
+                _version, content = await engine.show(str(target), show)
+                sys.stdout.buffer.write(content)
+                return
+            if diff is not None:
+                sys.stdout.write(await engine.diff(str(target), diff or None))
+                return
+            versions = await engine.history(str(target))
+            if json_output:
+                print(json.dumps({"path": versions[0].path,
+                                  "versions": [item.to_json() for item in versions]}))
+            else:
+                print("\n".join(_version_line(item, number) for number, item in
+                                enumerate(_numbered(versions))))
+
+    asyncio.run(run())
+
+
+def _numbered(versions: list) -> list:
+    """Each entry with its `~N` (N versions back); a pure move shares its content's N."""
+    from bm_sync.history import revision_numbers
+
+    return list(zip(versions, revision_numbers(versions), strict=True))
+
+
+def _when(timestamp: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _run_line(run: object) -> str:
+    duration = f"{run.duration_s:.1f} s" if run.duration_s is not None else "-"  # type: ignore
+    return (f"#{run.id}  {_when(run.started_at)}  {duration:>7}  {run.status:<11}  "  # type: ignore
+            f"{run.added} added, {run.modified} modified, {run.deleted} deleted, "  # type: ignore
+            f"{run.moved} moved, {run.failed} failed")  # type: ignore
+
+
+def _version_line(numbered: tuple, _index: int) -> str:
+    item, number = numbered
+    revision = f"~{number}" if number is not None else ""
+    content = (item.content_id or "")[:10]
+    stored = "" if item.stored or item.kind == "deleted" else "  (content not stored)"
+    where = f"{item.old_path} -> {item.path}" if item.kind == "moved" else item.path
+    size = f"{item.size:,} B" if item.size is not None else ""
+    return (f"{revision:>4}  {_when(item.run_started_at)}  {item.kind:<8}  {content:<10}  "
+            f"{size:>10}  {where}{stored}")
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="The file to write back.")],
+    rev: Annotated[str, typer.Option("--rev", metavar="REV",
+                                     help="The version (~N or a content id prefix).")],
+    root: RootOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Write a stored version back to FILE: the only command that writes your files."""
+    import asyncio
+
+    async def run() -> object:
+        async with _engine(_find_root(file, root), database_url) as engine:  # type: ignore
+            return await engine.restore(str(file), rev)
+
+    version = asyncio.run(run())
+    print(f"restored {file} to {version.content_id[:10]} "  # type: ignore[attr-defined]
+          "(the next sync records it as a modification)")
+
+
+@app.command()
+def prune(
+    path: PathArgument = Path("."),
+    keep: Annotated[int | None, typer.Option("--keep", min=1,
+                                             help="Keep the last N versions of each file.")
+                    ] = None,
+    days: Annotated[float | None, typer.Option("--days", min=0,
+                                               help="Keep versions from the last N days.")
+                    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Delete stored versions outside the retention and reclaim their disk space."""
+    import asyncio
+
+    if keep is None and days is None:
+        raise typer.BadParameter("give --keep N, --days N or both")
+
+    async def run() -> tuple[int, int]:
+        async with _engine(path, database_url) as engine:  # type: ignore[attr-defined]
+            return await engine.prune(keep, days)
+
+    before, after = asyncio.run(run())
+    print(f"object store: {before:,} -> {after:,} bytes")
 
 
 def sync_summary_line(report: SyncReport) -> str:
@@ -162,10 +320,22 @@ def summary_line(report: StatusReport) -> str:
             f"{len(report.failed)} failed, {report.unchanged} unchanged")
 
 
+def _optional_values(arguments: list[str]) -> list[str]:
+    """`--diff` takes an optional REV: a bare `--diff` becomes `--diff=` (no REV)."""
+    result = []
+    for position, argument in enumerate(arguments):
+        following = arguments[position + 1] if position + 1 < len(arguments) else None
+        if argument == "--diff" and (following is None or following.startswith("-")
+                                     and not following.startswith("~")):
+            argument = "--diff="
+        result.append(argument)
+    return result
+
+
 def main() -> None:
     """Console entry point: map errors to one line and the documented exit codes."""
     try:
-        exit_code = app(standalone_mode=False)
+        exit_code = app(args=_optional_values(sys.argv[1:]), standalone_mode=False)
     except typer.TyperException as error:  # click's errors, vendored by typer
         if type(error).__name__ == "NoArgsIsHelpError":
             print(error.ctx.get_help())  # type: ignore[attr-defined]

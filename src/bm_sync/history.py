@@ -164,10 +164,35 @@ async def timeline(session: AsyncSession, project_id: int, path: str,
     return records
 
 
+def revision_numbers(versions: list[VersionRecord]) -> list[int | None]:
+    """`N` of `~N` for each timeline entry (newest first): N counts distinct contents back, so
+    a move that did not change the content shares the number of the content it carries."""
+    numbers: list[int | None] = []
+    count, previous = -1, None
+    for version in versions:
+        if version.kind == "deleted" or not version.content_id:
+            numbers.append(None)
+            previous = None
+            continue
+        if version.content_id != previous:
+            count += 1
+            previous = version.content_id
+        numbers.append(count)
+    return numbers
+
+
+def distinct_versions(versions: list[VersionRecord]) -> list[VersionRecord]:
+    """One entry per `~N`: the oldest entry that carries that content (where it appeared)."""
+    chosen: dict[int, VersionRecord] = {}
+    for version, number in zip(versions, revision_numbers(versions), strict=True):
+        if number is not None:
+            chosen[number] = version
+    return [chosen[number] for number in sorted(chosen)]
+
+
 def resolve_revision(versions: list[VersionRecord], revision: str | None) -> VersionRecord:
     """REV is a content id prefix (4+ hex digits) or `~N`, N versions back (`~0` the newest)."""
-    with_content = [version for version in versions if version.kind != "deleted"
-                    and version.content_id]
+    with_content = distinct_versions(versions)
     if not with_content:
         raise HistoryError("this file has no recorded version")
     if revision is None:

@@ -223,7 +223,7 @@ class SyncEngine:
     async def diff(self, path: str, revision: str | None = None) -> str:
         """With a REV: that version against the one before it. Without: the newest recorded
         version against the file on disk."""
-        from bm_sync.history import HistoryError, unified_diff
+        from bm_sync.history import HistoryError, distinct_versions, unified_diff
 
         versions = await self.history(path)
         if revision is None:
@@ -232,7 +232,7 @@ class SyncEngine:
             new = current.read_bytes() if current.exists() else b""
             return unified_diff(old, new, f"{version.content_id[:10]}", f"{current.name} (disk)")
         version, new = await self.show(path, revision)
-        with_content = [item for item in versions if item.kind != "deleted" and item.content_id]
+        with_content = distinct_versions(versions)
         position = with_content.index(version)
         if position + 1 >= len(with_content):
             return unified_diff(b"", new, "/dev/null", version.content_id[:10])

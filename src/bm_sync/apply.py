@@ -185,8 +185,11 @@ class EntityStore:
                           failures=failures)
 
     async def apply(self, changes: list[Change]) -> ApplyResult:
-        """Apply one batch in one transaction; fall back to one transaction per change."""
-        prepared = await asyncio.to_thread(self._prepare_all, changes)
+        """Prepare and write one batch (see `prepare_all` and `write`)."""
+        return await self.write(await asyncio.to_thread(self.prepare_all, changes))
+
+    async def write(self, prepared: list[PreparedChange]) -> ApplyResult:
+        """Write one prepared batch in one transaction; fall back to one per change."""
         result = ApplyResult()
         ready = []
         for item in prepared:
@@ -216,7 +219,7 @@ class EntityStore:
                 self._applied(item, result)
         return result
 
-    def _prepare_all(self, changes: list[Change]) -> list[PreparedChange]:
+    def prepare_all(self, changes: list[Change]) -> list[PreparedChange]:
         """Parse a batch and stage its versions for the sync's pack (in a worker thread)."""
         prepared = [prepare(self.root, change, self.version_policy) for change in changes]
         for item in prepared:

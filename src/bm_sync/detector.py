@@ -76,6 +76,14 @@ class StatusReport:
         else:
             getattr(self, record.kind.value).append(record.path)
 
+    def sort(self) -> None:
+        """Path order, whatever order the records streamed in (hashing runs in parallel)."""
+        self.added.sort()
+        self.modified.sort()
+        self.deleted.sort()
+        self.moved.sort(key=lambda pair: pair[1])
+        self.failed.sort(key=lambda failure: failure.path)
+
     def to_json(self) -> dict[str, object]:
         """The documented JSON shape of `bm status --json`."""
         return {
@@ -209,6 +217,7 @@ class DetectionRun:
         report.unchanged = self.unchanged
         report.hashed = self.hashed
         report.warnings = list(self.warnings)
+        report.sort()
         return report
 
     def _load_snapshot(self) -> IndexSnapshot:
@@ -335,6 +344,13 @@ class DetectionRun:
         if hashed.sketch is not None and self.writable:
             self._sketches.put(hashed.content_id, hashed.permalink, hashed.sketch)
         if old is None:
+            if not self._snapshot.entry_count:
+                # Nothing recorded, so nothing can have moved: stream the add right away
+                # instead of holding every candidate until the walk ends (a first sync).
+                self._record_new(entry)
+                self._changed = True
+                yield _change(ChangeKind.ADDED, entry, permalink=hashed.permalink)
+                return
             candidate = MoveCandidate(path, hashed.content_id, entry.dev, entry.ino,
                                       hashed.permalink)
             self._added.append((candidate, entry))

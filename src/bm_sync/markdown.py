@@ -1,42 +1,67 @@
 """Parsing a note: frontmatter, title, permalink, observations and relations.
 
 Pure functions over text, no I/O: the sync engine reads the file, this module says what it
-means. It runs on every changed note, so it is one pass over the lines with precompiled
-patterns, and YAML is parsed only when a note has frontmatter (with PyYAML's C loader when
-present).
+means. It runs on every changed note (thousands per second), so the body is one pass over its
+lines, every pattern is compiled once at import, cheap character tests guard the regexes, and
+YAML is parsed only when a note has frontmatter (with PyYAML's C loader when present).
 
 Conventions (those of the knowledge base this engine serves):
 
-- frontmatter: a `---` line first (a UTF-8 BOM allowed), closed by `---` or `...`;
-- title: frontmatter `title`, else the first `# heading`, else the file name;
+- frontmatter: a `---` line first (a UTF-8 BOM allowed, `\\r\\n` allowed), closed by the next
+  `---` or `...` line. A broken block never fails the note: it becomes `ParsedNote.error`;
+- title: frontmatter `title`, else the first level-1 `# heading`, else the file name;
 - observation: a list item `- [category] text #tag (context)`; `- [ ]` / `- [x]` checkboxes are
   tasks, not observations;
 - relation: a list item `- relation_type [[Target]] (context)`; any other `[[Target]]`, anywhere
-  in the body, is a `links_to` relation. Fenced code blocks are skipped.
+  in the body, is a `links_to` relation;
+- fenced code blocks and inline code spans are code: no heading, observation, tag or link is
+  read from them.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
+# The C loader is several times faster; both are safe loaders (no arbitrary objects).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _BOM = "\ufeff"
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$")
-_LIST_ITEM = re.compile(r"^\s*[-*+]\s+(.*)$")
-_OBSERVATION = re.compile(r"^\[([^\[\]]+)\]\s+(.+)$")
-_CHECKBOX = re.compile(r"^\[[ xX]\]")
-_TAG = re.compile(r"(?<![\w&])#([\w/-]+)")
-_TRAILING_CONTEXT = re.compile(r"\s*\(([^()]*)\)\s*$")
-_WIKILINK = re.compile(r"\[\[([^\[\]]+?)\]\]")
-_RELATION = re.compile(r"^([^\[\]()#]+?)\s*\[\[([^\[\]]+?)\]\](.*)$")
-_NOT_PERMALINK = re.compile(r"[^\w/]+")
-_DASHES = re.compile(r"-{2,}")
+_BOM_BYTES = b"\xef\xbb\xbf"
+# The same two patterns serve `parse_note` (text) and `frontmatter_permalink` (bytes), so both
+# agree on where a frontmatter block starts and ends.
+_OPEN = r"---[ \t]*(?:\r?\n|\Z)"
+_CLOSE = r"^(?:---|\.\.\.)[ \t]*\r?$"
+_FRONTMATTER_OPEN = re.compile(_OPEN)
+_FRONTMATTER_CLOSE = re.compile(_CLOSE, re.MULTILINE)
+_FRONTMATTER_OPEN_BYTES = re.compile(_OPEN.encode())
+_FRONTMATTER_CLOSE_BYTES = re.compile(_CLOSE.encode(), re.MULTILINE)
+
+_FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)")
+_HEADING = re.compile(r" {0,3}#[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_LIST_ITEM = re.compile(r"[ \t]*[-*+][ \t]+(\S.*)")
+_OBSERVATION = re.compile(r"\[([^\[\]]+)\][ \t]+(\S.*)")
+_RELATION = re.compile(r"(\w[\w-]*(?:[ \t]+\w[\w-]*)*)[ \t]*\[\[([^\[\]]+)\]\][ \t]*(.*)")
+_WIKILINK = re.compile(r"\[\[([^\[\]]+)\]\]")
+# A tag starts after whitespace (so `C#`, `page#anchor` and `&#39;` are not tags) and holds at
+# least one letter (so `#123` stays an issue number, as in Obsidian).
+_TAG = re.compile(r"(?<!\S)#([\w/-]*[^\W\d_][\w/-]*)")
+_CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)")
+_CODE_MASK = "\0"  # neither a word character, whitespace, bracket nor parenthesis
+_CHECKBOXES = frozenset({" ", "x", "X"})
+_TAG_SEPARATORS = re.compile(r"[,\s]+")
+_NOT_PERMALINK = re.compile(r"[\W_]+")
+_PERMALINK_TRIM = re.compile(r"^[\s/]+|[\s/]+$")
 
 
 @dataclass(frozen=True, slots=True)
 class Observation:
+    """`- [category] content #tag (context)`: one fact the note states about its subject."""
+
     category: str
     content: str
     tags: tuple[str, ...]
@@ -45,6 +70,8 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Relation:
+    """A typed edge to another note, named by its title or permalink (`target`), unresolved."""
+
     relation_type: str
     target: str
     context: str | None
@@ -52,168 +79,281 @@ class Relation:
 
 @dataclass(frozen=True, slots=True)
 class ParsedNote:
+    """Everything the entity database keeps about one note.
+
+    `error` is a one-line reason when the frontmatter is broken; the rest of the note is still
+    parsed, so a typo in YAML never hides a note's observations and links.
+    """
+
     title: str
     entity_type: str
     permalink: str | None
     tags: tuple[str, ...]
-    frontmatter: dict[str, Any] = field(default_factory=dict)
-    observations: tuple[Observation, ...] = ()
-    relations: tuple[Relation, ...] = ()
-    error: str | None = None
-
-
-def _loader() -> Any:
-    import yaml
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def split_frontmatter(text: str) -> tuple[str | None, str, bool]:
-    """(frontmatter text or None, body, closed?) — an unclosed block leaves the whole text as
-    the body."""
-    if text.startswith(_BOM):
-        text = text[1:]
-    if not (text.startswith("---\n") or text.startswith("---\r\n") or text == "---"):
-        return None, text, True
-    lines = text.splitlines(keepends=True)
-    for number in range(1, len(lines)):
-        if lines[number].rstrip("\r\n") in ("---", "..."):
-            return "".join(lines[1:number]), "".join(lines[number + 1 :]), True
-    return "".join(lines[1:]), text, False
-
-
-def _load_frontmatter(block: str) -> tuple[dict[str, Any], str | None]:
-    import yaml
-
-    try:
-        loaded = yaml.load(block, Loader=_loader())  # noqa: S506 - a safe loader
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        where = f" (line {mark.line + 2})" if mark is not None else ""
-        return {}, f"broken YAML frontmatter: {problem}{where}"
-    if loaded is None:
-        return {}, None
-    if not isinstance(loaded, dict):
-        return {}, f"frontmatter is not a mapping (got {type(loaded).__name__})"
-    return loaded, None
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    items = value if isinstance(value, list) else re.split(r"[,\s]+", str(value))
-    return tuple(str(item).strip().lstrip("#") for item in items if str(item).strip())
-
-
-def normalize_permalink(value: str) -> str:
-    """A user-given permalink, trimmed of whitespace and surrounding slashes."""
-    return str(value).strip().strip("/")
-
-
-def permalink_from_path(path: str) -> str:
-    """`Notes/My Idea.md` -> `notes/my-idea`: lowercase, no extension, punctuation to `-`."""
-    stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
-    segments = []
-    for segment in stem.lower().split("/"):
-        cleaned = _DASHES.sub("-", _NOT_PERMALINK.sub("-", segment.replace("_", "-"))).strip("-")
-        if cleaned:
-            segments.append(cleaned)
-    return "/".join(segments)
-
-
-def frontmatter_permalink(head: bytes) -> str | None:
-    """The frontmatter permalink from a file's first bytes, or None. Never raises."""
-    if b"permalink" not in head:
-        return None
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    block, _body, closed = split_frontmatter(text)
-    if block is None or not closed:
-        return None
-    try:
-        frontmatter, error = _load_frontmatter(block)
-    except Exception:  # any oddity in a user's file means "no permalink"
-        return None
-    value = frontmatter.get("permalink") if error is None else None
-    return normalize_permalink(str(value)) if value not in (None, "") else None
+    frontmatter: dict[Any, Any]
+    observations: tuple[Observation, ...]
+    relations: tuple[Relation, ...]
+    error: str | None
 
 
 def parse_note(text: str, path: str) -> ParsedNote:
-    """Everything the entity database keeps about one note."""
-    block, body, closed = split_frontmatter(text)
-    frontmatter: dict[str, Any] = {}
+    """Parse one note; never raises on malformed content.
+
+    `path` is the root-relative, `/`-separated path, used only for the fallback title.
+    """
+    if text.startswith(_BOM):
+        text = text[1:]
+    frontmatter: dict[Any, Any] = {}
     error = None
-    if block is not None:
-        if not closed:
-            error = "frontmatter has no closing '---' line"
+    body = text
+    opening = _FRONTMATTER_OPEN.match(text)
+    if opening:
+        closing = _FRONTMATTER_CLOSE.search(text, opening.end())
+        if closing is None:
+            error = "broken frontmatter: no closing '---' line"
         else:
-            frontmatter, error = _load_frontmatter(block)
-    observations: list[Observation] = []
-    relations: list[Relation] = []
-    seen: set[tuple[str, str]] = set()
-    heading = None
-    in_fence = False
-
-    def relate(relation_type: str, target: str, context: str | None) -> None:
-        target = target.split("|", 1)[0].strip()
-        if target and (relation_type, target) not in seen:
-            seen.add((relation_type, target))
-            relations.append(Relation(relation_type, target, context))
-
-    for line in body.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
-        if heading is None and line.startswith("# "):
-            found = _HEADING.match(line)
-            if found:
-                heading = found.group(1)
-        consumed = None  # the wikilink a relation item is made of is not also a links_to
-        item = _LIST_ITEM.match(line)
-        if item:
-            content = item.group(1).strip()
-            observation = _OBSERVATION.match(content)
-            if observation and not _CHECKBOX.match(content):
-                observations.append(_observation(observation.group(1), observation.group(2)))
-            else:
-                relation = _RELATION.match(content)
-                if relation and relation.group(1).strip():
-                    context = _TRAILING_CONTEXT.search(relation.group(3))
-                    relate("_".join(relation.group(1).split()), relation.group(2),
-                           context.group(1).strip() if context else None)
-                    consumed = relation.group(2)
-        for link in _WIKILINK.findall(line):
-            if link == consumed:
-                consumed = None
-                continue
-            relate("links_to", link, None)
-    name = path.rsplit("/", 1)[-1]
-    title = frontmatter.get("title") or heading or (name.rsplit(".", 1)[0] if "." in name
-                                                    else name)
+            frontmatter, error = _load_frontmatter(text[opening.end():closing.start()])
+            body = text[closing.end():]
+    heading, observations, relations = _parse_body(body)
     permalink = frontmatter.get("permalink")
+    if permalink is not None:
+        permalink = normalize_permalink(str(permalink)) or None
     return ParsedNote(
-        title=str(title),
-        entity_type=str(frontmatter.get("type") or "note"),
-        permalink=normalize_permalink(str(permalink)) if permalink not in (None, "") else None,
-        tags=_tags(frontmatter.get("tags")),
+        title=_text_value(frontmatter.get("title")) or heading or _file_stem(path),
+        entity_type=_text_value(frontmatter.get("type")) or "note",
+        permalink=permalink,
+        tags=_frontmatter_tags(frontmatter.get("tags")),
         frontmatter=frontmatter,
-        observations=tuple(observations),
-        relations=tuple(relations),
+        observations=observations,
+        relations=relations,
         error=error,
     )
 
 
-def _observation(category: str, text: str) -> Observation:
+def permalink_from_path(path: str) -> str:
+    """The permalink a note gets when its frontmatter sets none.
+
+    `Notes/My Idea.md` -> `notes/my-idea`.
+
+    Lowercased and NFC-normalised (macOS stores names decomposed, so `café` would otherwise
+    split at its accent), the extension of the file name dropped, and in each folder or file name
+    every run of characters other than letters and digits (punctuation, whitespace, `_`,
+    symbols) becomes one `-`, trimmed at both ends; names left empty are dropped. Letters and
+    digits of any script are kept (`Café/日本.md` -> `café/日本`). The result is `""` when no
+    name has a letter or digit.
+    """
+    folder, _slash, name = path.rpartition("/")
+    dot = name.rfind(".")
+    if dot > 0:
+        name = name[:dot]
+    lowered = f"{folder}/{name}".lower()
+    if not lowered.isascii():
+        lowered = unicodedata.normalize("NFC", lowered)
+    segments = (_NOT_PERMALINK.sub("-", segment).strip("-") for segment in lowered.split("/"))
+    return "/".join(segment for segment in segments if segment)
+
+
+def normalize_permalink(value: str) -> str:
+    """A permalink set by the user, trimmed of whitespace and `/` at both ends, nothing else.
+
+    The user chose it (other notes and URLs may spell it exactly), so case, inner spaces and
+    punctuation are kept: `" /Specs/Sync Engine/ "` -> `"Specs/Sync Engine"`. Idempotent.
+    """
+    return _PERMALINK_TRIM.sub("", value)
+
+
+def frontmatter_permalink(head: bytes) -> str | None:
+    """The normalised frontmatter permalink from a file's first bytes (up to 64 KiB), or None.
+
+    Cheap enough for the hash stage, which calls it on every markdown file it reads, and the
+    same answer as `parse_note(...).permalink` whenever the frontmatter fits in `head`. None
+    when the file has no frontmatter, the block is not closed within `head`, is not UTF-8, is
+    broken YAML or has no (or an empty) `permalink`. Never raises.
+    """
+    try:
+        if b"permalink" not in head:
+            return None
+        if head.startswith(_BOM_BYTES):
+            head = head[len(_BOM_BYTES):]
+        opening = _FRONTMATTER_OPEN_BYTES.match(head)
+        if opening is None:
+            return None
+        closing = _FRONTMATTER_CLOSE_BYTES.search(head, opening.end())
+        if closing is None:
+            return None
+        # Only the block is decoded: the body may be cut mid-character by the caller's limit.
+        block = head[opening.end():closing.start()].decode("utf-8")
+        frontmatter, error = _load_frontmatter(block)
+        value = frontmatter.get("permalink")
+        if error is not None or value is None:
+            return None
+        return normalize_permalink(str(value)) or None
+    except Exception:  # a user's file is data: anything odd in it means "no permalink"
+        return None
+
+
+def _load_frontmatter(block: str) -> tuple[dict[Any, Any], str | None]:
+    """(mapping, None), or ({}, one-line reason) when the block is not a YAML mapping."""
+    try:
+        loaded = yaml.load(block, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as error:
+        problem = error.problem or error.context or type(error).__name__
+        # The block starts on the file's second line; marks count lines from 0.
+        where = f" (line {error.problem_mark.line + 2})" if error.problem_mark else ""
+        return {}, f"broken YAML frontmatter: {_one_line(problem)}{where}"
+    except Exception as error:  # e.g. ValueError for `date: 2024-02-30`, RecursionError
+        return {}, f"broken YAML frontmatter: {_one_line(str(error) or type(error).__name__)}"
+    if loaded is None:  # an empty block
+        return {}, None
+    if not isinstance(loaded, dict):
+        return {}, f"broken frontmatter: not a mapping (found {type(loaded).__name__})"
+    return loaded, None
+
+
+def _parse_body(body: str) -> tuple[str | None, tuple[Observation, ...], tuple[Relation, ...]]:
+    """One pass over the body: (first level-1 heading, observations, relations)."""
+    heading: str | None = None
+    observations: list[Observation] = []
+    relations: dict[tuple[str, str], Relation] = {}  # insertion-ordered: first one wins
+    fence: str | None = None  # the opening fence while inside a fenced code block
+
+    def relate(relation_type: str, link: str, context: str | None) -> None:
+        target = link.split("|", 1)[0].strip()
+        if target and (relation_type, target) not in relations:
+            relations[relation_type, target] = Relation(relation_type, target, context)
+
+    for line in body.splitlines():
+        first = line.lstrip()[:1]
+        if not first:
+            continue
+        if first in "`~":
+            found = _FENCE.match(line)
+            if found:
+                run, rest = found.groups()
+                if fence is None:
+                    # A backtick "fence" with a backtick after it is inline code (CommonMark).
+                    if run[0] == "~" or "`" not in rest:
+                        fence = run
+                        continue
+                elif run[0] == fence[0] and len(run) >= len(fence) and not rest.strip():
+                    fence = None
+                    continue
+        if fence is not None:
+            continue
+        if "`" in line:
+            # Code spans are masked with a character no pattern matches; same length, so
+            # positions found in `masked` slice `line`.
+            masked = _CODE_SPAN.sub(lambda span: _CODE_MASK * len(span.group()), line)
+        else:
+            masked = line
+        if heading is None and first == "#":
+            found = _HEADING.match(masked)
+            if found and found.group(1):
+                heading = line[found.start(1):found.end(1)]
+        item_link = None  # the link a relation item is made of is not also a `links_to`
+        if first in "-*+":
+            item = _LIST_ITEM.match(masked)
+            if item:
+                start = item.start(1)
+                observation = _OBSERVATION.match(masked, start)
+                if observation:
+                    category = line[observation.start(1):observation.end(1)].strip()
+                    if category and category not in _CHECKBOXES:
+                        observations.append(_observation(
+                            category, line[observation.start(2):], masked[observation.start(2):]))
+                else:
+                    relation = _RELATION.match(masked, start)
+                    if relation:
+                        context = _item_context(line, masked, relation.start(3))
+                        if context is not False:
+                            relate("_".join(relation.group(1).split()),
+                                   line[relation.start(2):relation.end(2)], context)
+                            item_link = relation.start(2)
+        if "[[" in masked:
+            for link in _WIKILINK.finditer(masked):
+                if link.start(1) != item_link:
+                    relate("links_to", line[link.start(1):link.end(1)], None)
+    return heading, tuple(observations), tuple(relations.values())
+
+
+def _observation(category: str, text: str, masked: str) -> Observation:
+    """`text #tag #tag (context)` -> the observation, tags removed from its content."""
+    end = len(masked.rstrip())
     context = None
-    found = _TRAILING_CONTEXT.search(text)
-    if found:
-        context = found.group(1).strip() or None
-        text = text[: found.start()]
-    tags = tuple(_TAG.findall(text))
-    content = _TAG.sub("", text)
-    return Observation(category.strip(), " ".join(content.split()), tags, context)
+    opening = _trailing_parenthesis(masked, end)
+    if opening > 0 and masked[opening - 1].isspace():
+        context = text[opening + 1:end - 1].strip() or None
+        end = opening
+    tags: list[str] = []
+    pieces: list[str] = []
+    position = 0
+    for tag in _TAG.finditer(masked, 0, end):
+        pieces.append(text[position:tag.start()].rstrip())
+        position = tag.end()
+        name = text[tag.start(1):tag.end(1)]
+        if name not in tags:
+            tags.append(name)
+    pieces.append(text[position:end])
+    return Observation(category, "".join(pieces).strip(), tuple(tags), context)
+
+
+def _item_context(line: str, masked: str, start: int) -> str | None | bool:
+    """What follows `[[Target]]` in a relation item: None when nothing, the context when it is
+    one `(context)`, False when it is anything else (then the item is prose, not a relation)."""
+    end = len(masked.rstrip())
+    if start == end:
+        return None
+    if _trailing_parenthesis(masked, end) != start:
+        return False
+    return line[start + 1:end - 1].strip() or None
+
+
+def _trailing_parenthesis(text: str, end: int) -> int:
+    """Where the `(` matching a `)` at `text[end - 1]` is, or -1 (nested parentheses count)."""
+    if end == 0 or text[end - 1] != ")":
+        return -1
+    depth = 0
+    for index in range(end - 1, -1, -1):
+        character = text[index]
+        if character == ")":
+            depth += 1
+        elif character == "(":
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
+
+
+def _frontmatter_tags(value: Any) -> tuple[str, ...]:
+    """`tags` as a YAML list or a comma/space separated string, `#` dropped, duplicates once."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        items = [str(item) for item in value if item is not None]
+    elif isinstance(value, dict):
+        return ()
+    else:
+        items = _TAG_SEPARATORS.split(str(value))
+    tags: dict[str, None] = {}
+    for item in items:
+        tag = item.strip().lstrip("#").strip()
+        if tag:
+            tags[tag] = None
+    return tuple(tags)
+
+
+def _text_value(value: Any) -> str | None:
+    """A frontmatter scalar as stripped text (YAML may give a number or a date), None if blank."""
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
+def _file_stem(path: str) -> str:
+    """`notes/My Idea.md` -> `My Idea` (a leading dot is part of the name, as in pathlib)."""
+    name = path.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else name
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -321,34 +321,54 @@ class SyncEngine:
                 excluded.add(change.old_path)
 
         records = iter(run)
-        while batch := await asyncio.to_thread(_take, records, BATCH_FILES):
-            changes: list[Change] = []
-            for record in batch:
-                if isinstance(record, Failure):
-                    fail(record)
-                elif state.skips(record):
-                    fail(Failure(record.path, SKIPPED), record)
-                else:
-                    changes.append(record)
-            if changes:
-                store = await self._entity_store()
-                result = await store.apply(changes)
-                for failure, change in result.failed:
-                    fail(failure, change)
-                for warning in result.warnings:
-                    failures.add(warning)
-                for change in result.applied:
-                    report.add(change)
-                    applied_paths.add(change.path)
-                    if on_change is not None:
-                        outcome = on_change(change)
-                        if inspect.isawaitable(outcome):
-                            await outcome
-                counters.applied += len(result.applied)
-            counters.hashed = run.hashed
-            counters.scanned = run.hashed + run.unchanged
-            if progress is not None:
-                progress(counters)
+        store = None
+
+        def produce() -> tuple[list[Failure | Change], list[Change], list[Any] | None]:
+            """Stage one, in a worker thread: detect the next batch and parse its notes."""
+            batch = _take(records, BATCH_FILES)
+            changes = [record for record in batch
+                       if isinstance(record, Change) and not state.skips(record)]
+            prepared = store.prepare_all(changes) if store is not None and changes else None
+            return batch, changes, prepared
+
+        # Stage two runs here (database writes) while stage one works on the next batch.
+        upcoming = asyncio.ensure_future(asyncio.to_thread(produce))
+        try:
+            while True:
+                batch, changes, prepared = await upcoming
+                if not batch:
+                    break
+                if changes and store is None:
+                    store = await self._entity_store()
+                    prepared = await asyncio.to_thread(store.prepare_all, changes)
+                upcoming = asyncio.ensure_future(asyncio.to_thread(produce))
+                for record in batch:
+                    if isinstance(record, Failure):
+                        fail(record)
+                    elif state.skips(record):
+                        fail(Failure(record.path, SKIPPED), record)
+                if changes:
+                    result = await store.write(prepared)
+                    for failure, change in result.failed:
+                        fail(failure, change)
+                    for warning in result.warnings:
+                        failures.add(warning)
+                    for change in result.applied:
+                        report.add(change)
+                        applied_paths.add(change.path)
+                        if on_change is not None:
+                            outcome = on_change(change)
+                            if inspect.isawaitable(outcome):
+                                await outcome
+                    counters.applied += len(result.applied)
+                counters.hashed = run.hashed
+                counters.scanned = run.hashed + run.unchanged
+                if progress is not None:
+                    progress(counters)
+        finally:
+            if not upcoming.done():  # a worker thread cannot be cancelled: let it finish
+                await asyncio.wait([upcoming])
+        report.sort()
         report.unchanged, report.hashed = run.unchanged, run.hashed
         report.warnings.extend(run.warnings)
         report.failed, report.failed_total = failures.failures(), failures.total

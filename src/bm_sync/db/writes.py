@@ -40,19 +40,21 @@ async def upsert_entities(session: AsyncSession, project_id: int,
     now = _now()
     values = [{**{column: row.get(column) for column in ENTITY_COLUMNS},
                "project_id": project_id, "created_at": now, "updated_at": now} for row in rows]
-    if dialect in ("sqlite", "postgresql"):
+    if dialect in ("sqlite", "postgresql") and values:
         if dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        for chunk in _chunks(values, _rows_per_statement(session, len(values[0]) if values else 1)):
-            statement = dialect_insert(Entity).values(list(chunk))
-            statement = statement.on_conflict_do_update(
-                index_elements=["project_id", "file_path"],
-                set_={column: statement.excluded[column]
-                      for column in (*ENTITY_COLUMNS, "updated_at")},
-            ).returning(Entity.file_path, Entity.id)
-            ids.update({path: entity_id for path, entity_id in await session.execute(statement)})
+        # One cached statement run as executemany: SQLAlchemy batches it into multi-row
+        # INSERT ... RETURNING under the parameter limit ("insertmanyvalues").
+        statement = dialect_insert(Entity.__table__)
+        statement = statement.on_conflict_do_update(
+            index_elements=["project_id", "file_path"],
+            set_={column: statement.excluded[column] for column in (*ENTITY_COLUMNS,
+                                                                     "updated_at")},
+        ).returning(Entity.__table__.c.file_path, Entity.__table__.c.id)
+        result = await session.execute(statement, values)
+        ids.update({path: entity_id for path, entity_id in result})
         return ids
     for value in values:  # any other database: select, then update or insert
         existing = await session.scalar(select(Entity.id).where(
@@ -75,8 +77,7 @@ async def replace_observations(session: AsyncSession,
         await session.execute(delete(Observation).where(Observation.entity_id.in_(chunk)))
     rows = [{**row, "entity_id": entity_id}
             for entity_id, entity_rows in rows_by_entity.items() for row in entity_rows]
-    if rows:
-        await session.execute(insert(Observation), rows)
+    await _insert_many(session, Observation.__table__, rows)
 
 
 async def replace_relations(session: AsyncSession,
@@ -87,8 +88,24 @@ async def replace_relations(session: AsyncSession,
         await session.execute(delete(Relation).where(Relation.from_id.in_(chunk)))
     rows = [{"to_id": None, **row, "from_id": entity_id}
             for entity_id, entity_rows in rows_by_entity.items() for row in entity_rows]
-    if rows:
-        await session.execute(insert(Relation), rows)
+    await _insert_many(session, Relation.__table__, rows)
+
+
+async def _insert_many(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert. On SQLite, straight to the driver's executemany with tuples: for the
+    hundreds of thousands of observation and relation rows of a first sync, SQLAlchemy's
+    per-row parameter processing costs more than SQLite itself."""
+    if not rows:
+        return
+    if session.bind.dialect.name != "sqlite":
+        await session.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    connection = await session.connection()
+    await connection.exec_driver_sql(sql, [tuple(row[column] for column in columns)
+                                           for row in rows])
 
 
 async def move_entity(session: AsyncSession, project_id: int, old_path: str,

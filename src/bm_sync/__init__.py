@@ -6,24 +6,54 @@ pipeline modules themselves, may change between releases.
 
 from bm_sync.changes import Change, ChangeKind, Failure, HashKind
 from bm_sync.detector import DetectionRun, Detector, StatusReport
-from bm_sync.errors import BmSyncError, DatabaseMismatch, IndexCorrupt, NotAFolder, SyncLocked
+from bm_sync.errors import (
+    BmSyncError,
+    DatabaseMismatch,
+    DatabaseUnusable,
+    IndexCorrupt,
+    NotAFolder,
+    SyncLocked,
+)
 from bm_sync.hashing import HashPolicy
 
 __version__ = "0.1.0"
+
+# The sync side pulls in SQLAlchemy; loaded on first use so that `import bm_sync` (and
+# `bm status`) stays light.
+_LAZY = {
+    "SyncEngine": "bm_sync.sync",
+    "SyncReport": "bm_sync.sync",
+    "VersionPolicy": "bm_sync.versions",
+    "HistoryError": "bm_sync.history",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bm_sync' has no attribute {name!r}")
+
 
 __all__ = [
     "BmSyncError",
     "Change",
     "ChangeKind",
     "DatabaseMismatch",
+    "DatabaseUnusable",
     "DetectionRun",
     "Detector",
     "Failure",
     "HashKind",
     "HashPolicy",
+    "HistoryError",
     "IndexCorrupt",
     "NotAFolder",
     "StatusReport",
+    "SyncEngine",
     "SyncLocked",
+    "SyncReport",
+    "VersionPolicy",
     "__version__",
 ]

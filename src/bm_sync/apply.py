@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
+import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ class PreparedChange:
     change: Change
     entity: dict[str, Any] | None = None
     desired_permalink: str | None = None
+    permalink_is_explicit: bool = False  # set in frontmatter: it gets first pick
     observations: list[dict[str, Any]] = field(default_factory=list)
     relations: list[dict[str, Any]] = field(default_factory=list)
     warning: str | None = None
@@ -81,6 +83,8 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
     }
     prepared.entity = entity
     if entity["content_type"] != "text/markdown":
+        if versions is not None and versions.wants(path, change.size):
+            _keep_version(root, prepared, versions)  # e.g. .txt files, if the policy says so
         return prepared
     try:
         with open(root / path, "rb") as note:
@@ -109,6 +113,7 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
             f"{prepared.warning}; {note.error}")
     entity.update(title=note.title, entity_type=note.entity_type)
     prepared.desired_permalink = note.permalink or permalink_from_path(path)
+    prepared.permalink_is_explicit = note.permalink is not None
     prepared.observations = [
         {"category": observation.category, "content": observation.content,
          "tags": json.dumps(list(observation.tags)), "context": observation.context}
@@ -120,6 +125,18 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
         for relation in note.relations
     ]
     return prepared
+
+
+def _keep_version(root: Path, prepared: PreparedChange, versions: VersionPolicy) -> None:
+    """Read a file that is not parsed, only to store its version (when it still has the id the
+    detector saw). A read error only means no version: the entity itself needs no content."""
+    try:
+        with open(root / prepared.change.path, "rb") as handle:
+            raw = handle.read(versions.max_bytes + 1)
+    except OSError:
+        return
+    if len(raw) <= versions.max_bytes and blob_id(raw) == prepared.change.content_id:
+        prepared.version = raw
 
 
 def _describe(error: OSError) -> str:
@@ -142,7 +159,17 @@ class EntityStore:
         self.versions = VersionStore(root / ".basic-memory")
         self.run_id: int | None = None
         self.run_started_at = time.time()
+        self.confirmed_run_id: int | None = None
         self.version_error: str | None = None
+        self.last_completed_at: Any = None  # when the last completed sync finished
+
+    def begin_run(self, started_at: float, confirmed_run_id: int | None) -> None:
+        """Start the history run of one sync. An engine may sync many times (a watcher): each
+        sync is its own run, timed from its own start. `confirmed_run_id` is the last run the
+        index recorded; only rows of later (interrupted) runs can be replays."""
+        self.run_id = None
+        self.run_started_at = started_at
+        self.confirmed_run_id = confirmed_run_id
 
     @classmethod
     async def open(cls, url: str, root: Path,
@@ -156,7 +183,10 @@ class EntityStore:
         async with sessions() as session, session.begin():
             project = await get_or_create_project(session, root)
             project_id, token = project.id, project.index_token
-        return cls(engine, sessions, project_id, token, root, versions or VersionPolicy())
+            completed_at = project.updated_at  # only `finish` updates the row
+        store = cls(engine, sessions, project_id, token, root, versions or VersionPolicy())
+        store.last_completed_at = completed_at
+        return store
 
     async def close(self) -> None:
         self.versions.close()
@@ -240,9 +270,11 @@ class EntityStore:
     async def _write(self, session: Any, items: list[PreparedChange]) -> None:
         from bm_sync.db.writes import (
             delete_entities,
+            missing_paths,
             move_entity,
             replace_observations,
             replace_relations,
+            unresolve_incoming,
             upsert_entities,
         )
 
@@ -250,21 +282,45 @@ class EntityStore:
         await self._record_history(session, [item.change for item in items])
         deleted = [item.change.path for item in items if item.change.kind is ChangeKind.DELETED]
         if deleted:
+            for path in await missing_paths(session, project_id, deleted):
+                moved_to = await self._moved_by_a_killed_run(session, path)
+                if moved_to is not None:
+                    deleted.append(moved_to)
             await delete_entities(session, project_id, deleted)
         for item in items:
             if item.change.kind is ChangeKind.MOVED and item.change.old_path:
-                await move_entity(session, project_id, item.change.old_path, item.change.path)
+                old_path = item.change.old_path
+                if await missing_paths(session, project_id, [old_path]):
+                    old_path = await self._moved_by_a_killed_run(session, old_path) or old_path
+                await move_entity(session, project_id, old_path, item.change.path)
         rows = [item for item in items if item.entity is not None]
         if not rows:
             return
         await self._assign_permalinks(session, rows)
         ids = await upsert_entities(session, project_id, [item.entity for item in rows])
+        # A note written again may have a new title or permalink (an "added" one too, in a
+        # rebuild): the relations that pointed at it are resolved again at the end of the
+        # sync, like every unresolved one. Indexed on to_id; a no-op for new rows.
+        await unresolve_incoming(session, list(ids.values()))
         markdown = [item for item in rows if item.entity["content_type"] == "text/markdown"]
         if markdown:
             await replace_observations(session, {
                 ids[item.change.path]: item.observations for item in markdown})
             await replace_relations(session, {
                 ids[item.change.path]: item.relations for item in markdown})
+
+    async def _moved_by_a_killed_run(self, session: Any, path: str) -> str | None:
+        """The path a killed sync already moved `path`'s entity to, when the file is no longer
+        there either (the user moved or deleted it again before this sync): the detector,
+        working from the index, still names the old path. A file still on disk at that path
+        is left to the detector (it reports it on its own)."""
+        from bm_sync.db.writes import unconfirmed_move_target
+
+        target = await unconfirmed_move_target(session, self.project_id, path,
+                                               self.confirmed_run_id, self.run_id)
+        if target is None or os.path.lexists(self.root / target):
+            return None
+        return target
 
     async def _record_history(self, session: Any, changes: list[Change]) -> None:
         """The run row and one file_change row per change, in the batch's own transaction.
@@ -275,17 +331,29 @@ class EntityStore:
         from bm_sync.history import record_changes
 
         self.run_id = await record_changes(session, self.project_id, self.run_id,
-                                           self.run_started_at, changes)
+                                           self.run_started_at, changes,
+                                           confirmed_run_id=self.confirmed_run_id)
 
     async def _assign_permalinks(self, session: Any, items: list[PreparedChange]) -> None:
-        """Unique permalinks: the desired one, else `-1`, `-2`, ... (stable across syncs)."""
-        from sqlalchemy import select
+        """Unique permalinks: the desired one, else `-1`, `-2`, ... (stable across syncs).
+
+        The batch's own notes first let go of the permalinks they hold, so two notes that swap
+        permalinks, or a note that keeps its own, never collide with their old selves. Then
+        permalinks set in frontmatter are served before generated ones, each group in path
+        order, so the result does not depend on how changes fell into batches.
+        """
+        from sqlalchemy import select, update
 
         from bm_sync.db.models import Entity
 
         wanted = [item for item in items if item.desired_permalink]
         if not wanted:
             return
+        paths = [item.change.path for item in wanted]
+        for start in range(0, len(paths), 500):
+            await session.execute(update(Entity).where(
+                Entity.project_id == self.project_id,
+                Entity.file_path.in_(paths[start:start + 500])).values(permalink=None))
         owners: dict[str, str] = {}
 
         async def load(permalinks: Iterable[str]) -> None:
@@ -300,7 +368,8 @@ class EntityStore:
                                if permalink not in owners})
 
         await load({item.desired_permalink for item in wanted})
-        for item in sorted(wanted, key=lambda item: item.change.path):
+        for item in sorted(wanted, key=lambda item: (not item.permalink_is_explicit,
+                                                     item.change.path)):
             path = item.change.path
             base = item.desired_permalink
             candidate, suffix = base, 0
@@ -313,7 +382,7 @@ class EntityStore:
 
     async def finish(self, *, hard_failures: dict[str, tuple[str | None, str]],
                      applied_paths: set[str], failing_paths: Iterable[str],
-                     new_token: bool, failed_total: int = 0) -> str:
+                     failed_total: int = 0) -> str:
         """Write the sync's pack of versions, resolve relations, keep the circuit breaker's
         table, mark the run completed and (re)issue the token."""
         from bm_sync.history import complete_run
@@ -324,7 +393,7 @@ class EntityStore:
             self.version_error = f"versions not stored: {_describe(error)}"
         from sqlalchemy import update
 
-        from bm_sync.db.models import Project
+        from bm_sync.db.models import Project, utc_now
         from bm_sync.db.writes import clear_failure, record_failure, resolve_relations
 
         async with self.sessions() as session, session.begin():
@@ -336,25 +405,146 @@ class EntityStore:
             if self.run_id is not None:
                 await complete_run(session, self.run_id, time.time() - self.run_started_at,
                                    failed_total)
-            if new_token or self.token is None:
-                self.token = uuid.uuid4().hex
-                await session.execute(update(Project).where(Project.id == self.project_id)
-                                      .values(index_token=self.token))
-        return self.token or ""
+            # A new token for every sync that wrote: the index records it next, so a database
+            # put back from an older copy (or another machine) no longer matches and is rebuilt.
+            self.token = uuid.uuid4().hex
+            await session.execute(update(Project).where(Project.id == self.project_id)
+                                  .values(index_token=self.token, updated_at=utc_now()))
+        return self.token
 
-    async def sweep(self, tracked: set[str]) -> list[str]:
-        """Delete entities whose file the new index does not track (rebuilds only)."""
+    async def sweep(self, tracked: set[str]) -> tuple[list[tuple[str, str]], list[str]]:
+        """After a rebuild: settle the entities whose file the new index does not track.
+
+        A rebuild starts from an empty baseline, so a file moved while the index was lost (or
+        behind, after a crash) came back as a new row. The detector's own move rules pair
+        those stale rows with the rows inserted since the last completed sync: same content
+        id, same frontmatter permalink, or similar lines (the recorded sketch of the stale
+        row's content against the file on disk). The inode rule needs the lost index, so it
+        sits this one out. A paired old row keeps its id, incoming relations and history and
+        takes the new row's path and content (`adopt_entity`); every other stale row is
+        deleted. Both are recorded in the run's history. Returns (moves, deleted).
+        """
         from sqlalchemy import select
 
         from bm_sync.db.models import Entity
-        from bm_sync.db.writes import delete_entities
+        from bm_sync.db.writes import adopt_entity, delete_entities
 
         async with self.sessions() as session:
-            result = await session.stream_scalars(
-                select(Entity.file_path).where(Entity.project_id == self.project_id))
-            stale = [path async for path in result if path not in tracked]
-        for start in range(0, len(stale), 500):
+            result = await session.stream(
+                select(Entity.file_path, Entity.checksum).where(
+                    Entity.project_id == self.project_id))
+            stale = {path: checksum async for path, checksum in result if path not in tracked}
+        if not stale:
+            return [], []
+        fresh = {path: checksum for path, checksum in
+                 (await self._created_since_last_sync()).items() if path not in stale}
+        pairs = await asyncio.to_thread(self._pair_stale_rows, stale, fresh)
+        moved_from = {old for old, _new in pairs}
+        deleted = sorted(path for path in stale if path not in moved_from)
+        for start in range(0, len(pairs), 200):
+            chunk = pairs[start:start + 200]
             async with self.sessions() as session, session.begin():
-                await delete_entities(session, self.project_id, stale[start:start + 500])
-        return stale
+                for old, new in chunk:
+                    await adopt_entity(session, self.project_id, old, new)
+                await self._forget_added(session, [new for _old, new in chunk])
+                await self._record_history(session, [
+                    Change(ChangeKind.MOVED, new, old, fresh[new]) for old, new in chunk])
+        for start in range(0, len(deleted), 500):
+            chunk = deleted[start:start + 500]
+            async with self.sessions() as session, session.begin():
+                await delete_entities(session, self.project_id, chunk)
+                await self._record_history(session, [Change(ChangeKind.DELETED, path)
+                                                     for path in chunk])
+        return pairs, deleted
 
+    def _pair_stale_rows(self, stale: dict[str, str | None],
+                         fresh: dict[str, str | None]) -> list[tuple[str, str]]:
+        """(old path, new path) moves among stale and fresh rows, by `renames.pair_moves`."""
+        from bm_sync.detector import SKETCH_FILE, STATE_DIR
+        from bm_sync.markdown import frontmatter_permalink
+        from bm_sync.renames import MoveCandidate, pair_moves
+        from bm_sync.sketch import SketchStore, compute_sketch
+
+        if not fresh:
+            return []
+        sketches = SketchStore(self.root / STATE_DIR / SKETCH_FILE, writable=False)
+        read_heads = len(fresh) <= 10_000  # the permalink rule reads each new note's head
+
+        def content_id(checksum: str | None) -> bytes:
+            try:
+                return bytes.fromhex(checksum or "")
+            except ValueError:
+                return b""
+
+        def encoded(path: str) -> bytes:
+            return path.encode("utf-8", "surrogateescape")
+
+        def new_permalink(path: str) -> str | None:
+            if not read_heads or not is_markdown(encoded(path)):
+                return None
+            try:
+                with open(self.root / path, "rb") as note:
+                    return frontmatter_permalink(note.read(64 << 10))
+            except OSError:
+                return None
+
+        def recorded(candidate: MoveCandidate) -> tuple[str | None, bytes] | None:
+            return sketches.get(candidate.content_id) if candidate.content_id else None
+
+        def new_sketch(candidate: MoveCandidate) -> bytes | None:
+            try:
+                with open(self.root / os.fsdecode(candidate.path), "rb") as note:
+                    return compute_sketch(note.read(1 << 20))
+            except OSError:
+                return None
+
+        try:
+            # dev/ino -1 and -2: never equal, the inode rule cannot apply without the index.
+            olds = []
+            for path, checksum in stale.items():
+                candidate = MoveCandidate(encoded(path), content_id(checksum), -1, -1)
+                known = recorded(candidate)
+                olds.append(MoveCandidate(candidate.path, candidate.content_id, -1, -1,
+                                          permalink=known[0] if known else None))
+            news = [MoveCandidate(encoded(path), content_id(checksum), -2, -2,
+                                  permalink=new_permalink(path))
+                    for path, checksum in fresh.items()]
+            moves, _deleted, _added = pair_moves(
+                olds, news, old_sketch=lambda candidate: (recorded(candidate) or (None, None))[1],
+                new_sketch=new_sketch)
+        finally:
+            sketches.close()
+        return [(os.fsdecode(move.old.path), os.fsdecode(move.new.path)) for move in moves]
+
+    async def _created_since_last_sync(self) -> dict[str, str | None]:
+        """path -> checksum of the rows inserted since the last completed sync: by this run,
+        or by interrupted runs before it (a killed rebuild already wrote the new paths; the
+        rows it would have swept are still there)."""
+        from datetime import UTC, datetime
+
+        from sqlalchemy import select
+
+        from bm_sync.db.models import Entity
+
+        since = self.last_completed_at or datetime.fromtimestamp(0, UTC)
+        async with self.sessions() as session:
+            result = await session.stream(select(Entity.file_path, Entity.checksum).where(
+                Entity.project_id == self.project_id, Entity.created_at >= since))
+            return {path: checksum async for path, checksum in result}
+
+    async def _forget_added(self, session: Any, paths: list[str]) -> None:
+        """Drop this run's `added` history rows of paths the sweep turned into moves."""
+        if self.run_id is None or not paths:
+            return
+        from sqlalchemy import delete, func, select, update
+
+        from bm_sync.db.models import FileChange, SyncRun
+
+        condition = (FileChange.run_id == self.run_id, FileChange.kind == "added",
+                     FileChange.path.in_(paths))
+        count = await session.scalar(select(func.count()).select_from(FileChange)
+                                     .where(*condition))
+        if count:
+            await session.execute(delete(FileChange).where(*condition))
+            await session.execute(update(SyncRun).where(SyncRun.id == self.run_id)
+                                  .values(added=SyncRun.added - count))

@@ -30,3 +30,14 @@ class DatabaseMismatch(BmSyncError):
 
 class NotAFolder(BmSyncError):
     """The root given to the detector is not an existing directory."""
+
+
+class DatabaseUnusable(BmSyncError):
+    """The database cannot be opened or migrated (not a database, no driver, unreachable).
+
+    A malformed URL is the user's typo, so it carries `exit_code` 2 (a usage error) for the CLI.
+    """
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

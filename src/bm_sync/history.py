@@ -63,14 +63,23 @@ class VersionRecord:
 
 
 async def record_changes(session: AsyncSession, project_id: int, run_id: int | None,
-                         started_at: float, changes: list[Change]) -> int:
-    """Insert the run (on first use) and the changes not already recorded; return the run id."""
+                         started_at: float, changes: list[Change],
+                         confirmed_run_id: int | None = None) -> int:
+    """Insert the run (on first use) and the changes not already recorded; return the run id.
+
+    After a crash the index is behind the database, so the next sync detects again what the
+    killed run applied and recorded. Such a replay is skipped: a change identical to its path's
+    newest row, when that row belongs to a run that did not complete and (if the index names
+    the last run it confirmed, `confirmed_run_id`) came after that run. A row of a completed
+    run is never a replay: moving a file back and forth, or copying it back where it was, are
+    real changes that happen to repeat an older row.
+    """
     latest = await _latest_by_path(session, project_id, [change.path for change in changes])
     rows = []
     counts = dict.fromkeys(ChangeKind, 0)
     for change in changes:
         previous = latest.get(change.path)
-        if previous is not None and _same_state(previous, change):
+        if previous is not None and _is_replay(*previous, change, confirmed_run_id):
             continue
         counts[change.kind] += 1
         rows.append({
@@ -96,6 +105,15 @@ async def record_changes(session: AsyncSession, project_id: int, run_id: int | N
     return run_id
 
 
+def _is_replay(previous: Any, run_status: str, change: Change,
+               confirmed_run_id: int | None) -> bool:
+    if run_status == "completed":
+        return False
+    if confirmed_run_id is not None and previous.run_id <= confirmed_run_id:
+        return False
+    return _same_state(previous, change)
+
+
 def _same_state(previous: Any, change: Change) -> bool:
     """Whether `change` only repeats what the path's latest row already says."""
     if change.kind is ChangeKind.DELETED:
@@ -106,15 +124,17 @@ def _same_state(previous: Any, change: Change) -> bool:
 
 
 async def _latest_by_path(session: AsyncSession, project_id: int,
-                          paths: list[str]) -> dict[str, Any]:
-    latest: dict[str, Any] = {}
+                          paths: list[str]) -> dict[str, tuple[Any, str]]:
+    """path -> (its newest row, the status of that row's run)."""
+    latest: dict[str, tuple[Any, str]] = {}
     for start in range(0, len(paths), 500):
         newest = (select(func.max(FileChange.id))
                   .where(FileChange.project_id == project_id,
                          FileChange.path.in_(paths[start:start + 500]))
                   .group_by(FileChange.path))
-        rows = await session.execute(select(FileChange).where(FileChange.id.in_(newest)))
-        latest.update({row.path: row for row in rows.scalars()})
+        rows = await session.execute(select(FileChange, SyncRun.status).join(SyncRun)
+                                     .where(FileChange.id.in_(newest)))
+        latest.update({row.path: (row, status) for row, status in rows})
     return latest
 
 
@@ -203,6 +223,8 @@ def resolve_revision(versions: list[VersionRecord], revision: str | None) -> Ver
             raise HistoryError(f"no revision {revision!r}: the file has {len(with_content)} "
                                "versions (~0 is the newest)")
         return with_content[int(steps)]
+    if revision.startswith("/"):  # the shell expanded an unquoted `~0` to the working folder
+        raise HistoryError(f"unknown revision {revision!r} (quote ~N in the shell: '~1')")
     if len(revision) < 4 or any(char not in "0123456789abcdef" for char in revision.lower()):
         raise HistoryError(f"unknown revision {revision!r}: give 4+ hex digits or ~N")
     matches = {version.content_id: version for version in with_content
@@ -221,23 +243,56 @@ def unified_diff(old: bytes, new: bytes, old_label: str, new_label: str) -> str:
 
 async def retained_content_ids(session: AsyncSession, project_id: int, keep_last: int | None,
                                keep_days: float | None) -> set[str]:
-    """Content ids to keep: per path, the last `keep_last` versions and those younger than
-    `keep_days` days (the current version of every path is always kept)."""
-    cutoff = time.time() - keep_days * 86400 if keep_days is not None else None
-    rows = await session.execute(
-        select(FileChange.path, FileChange.content_id, FileChange.kind, SyncRun.started_at)
-        .join(SyncRun).where(FileChange.project_id == project_id)
-        .order_by(FileChange.path, FileChange.id.desc()))
-    keep: set[str] = set()
-    current_path, rank = None, 0
-    for path, content_id, kind, started_at in rows:
-        if path != current_path:
-            current_path, rank = path, 0
-        if kind == "deleted" or not content_id:
+    """Content ids to keep. Retention counts per file, a file being a timeline as `bm history`
+    shows it (moves followed), not per path: a path a file moved away from is not a file.
+
+    In each timeline the versions are its distinct contents, as `~N` counts them. Kept: the
+    newest version (a deleted file's last one too, so it can still be restored), the last
+    `keep_last`, and with `keep_days` every version that was still current at some time in
+    the last `keep_days` days (so the file can be put back as it was at any moment of the
+    window, including the version that was current when the window opened).
+    """
+    now = time.time()
+    cutoff = now - keep_days * 86400 if keep_days is not None else None
+    rows = await session.stream(
+        select(FileChange.kind, FileChange.path, FileChange.old_path, FileChange.content_id,
+               SyncRun.started_at)
+        .join(SyncRun).where(FileChange.project_id == project_id).order_by(FileChange.id))
+    timelines: list[list[tuple[str | None, float]]] = []  # oldest first: (content id, time)
+    live: dict[str, int] = {}  # path -> its timeline, while a file is there
+    async for kind, path, old_path, content_id, started_at in rows:
+        if kind == "deleted":
+            if path in live:
+                timelines[live.pop(path)].append((None, started_at))
             continue
-        rank += 1
-        by_count = keep_last is not None and rank <= keep_last
-        by_age = cutoff is not None and started_at >= cutoff
-        if rank == 1 or by_count or by_age or (keep_last is None and keep_days is None):
-            keep.add(content_id)
+        number = live.pop(old_path, None) if kind == "moved" and old_path else None
+        if number is None:
+            number = live.get(path) if kind == "modified" else None
+        if number is None:  # added, or a change whose file the history never saw appear
+            number = len(timelines)
+            timelines.append([])
+        live[path] = number
+        timelines[number].append((content_id, started_at))
+    keep: set[str] = set()
+    for entries in timelines:
+        keep.update(_retained(entries, keep_last, cutoff, now))
+    return keep
+
+
+def _retained(entries: list[tuple[str | None, float]], keep_last: int | None,
+              cutoff: float | None, now: float) -> set[str]:
+    """The versions of one timeline (oldest first) to keep; see `retained_content_ids`."""
+    states: list[tuple[str | None, float]] = []  # (content id or None when deleted, since)
+    for content_id, started_at in entries:
+        if not states or content_id is None or content_id != states[-1][0]:
+            states.append((content_id, started_at))
+    keep: set[str] = set()
+    rank, until = 0, now  # `until`: when the newer state replaced this one
+    for content_id, since in reversed(states):
+        if content_id is not None:
+            rank += 1
+            if (rank == 1 or (keep_last is not None and rank <= keep_last)
+                    or (cutoff is not None and until >= cutoff)):
+                keep.add(content_id)
+        until = since
     return keep

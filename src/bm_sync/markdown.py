@@ -9,7 +9,8 @@ Conventions (those of the knowledge base this engine serves):
 
 - frontmatter: a `---` line first (a UTF-8 BOM allowed, `\\r\\n` allowed), closed by the next
   `---` or `...` line. A broken block never fails the note: it becomes `ParsedNote.error`;
-- title: frontmatter `title`, else the first level-1 `# heading`, else the file name;
+- title: frontmatter `title`, else the first level-1 `# heading`, else the file name (always
+  the file name when the frontmatter is broken);
 - observation: a list item `- [category] text #tag (context)`; `- [ ]` / `- [x]` checkboxes are
   tasks, not observations;
 - relation: a list item `- relation_type [[Target]] (context)`; any other `[[Target]]`, anywhere
@@ -118,7 +119,10 @@ def parse_note(text: str, path: str) -> ParsedNote:
     if permalink is not None:
         permalink = normalize_permalink(str(permalink)) or None
     return ParsedNote(
-        title=_text_value(frontmatter.get("title")) or heading or _file_stem(path),
+        # Broken frontmatter: the file name, as the issue asks; where the block really ends
+        # (and so which heading is the note's) cannot be trusted.
+        title=_text_value(frontmatter.get("title")) or (None if error else heading)
+        or _file_stem(path),
         entity_type=_text_value(frontmatter.get("type")) or "note",
         permalink=permalink,
         tags=_frontmatter_tags(frontmatter.get("tags")),

@@ -23,7 +23,7 @@ class SyncProgressBar:
     def __init__(self) -> None:
         self._progress = Progress(
             TextColumn("[bold]sync"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
@@ -42,9 +42,12 @@ class SyncProgressBar:
         self._progress.stop()
 
     def update(self, counters: SyncProgress) -> None:
-        total = max(counters.expected, counters.scanned) or None
+        # The last recorded file count is the estimate; a first sync has none, and a count
+        # already passed means the tree grew: then the bar pulses (no total, no ETA) rather
+        # than sit at 100%.
+        total = counters.expected if counters.scanned <= counters.expected else None
         elapsed = time.monotonic() - self._started
-        rate = f", {counters.scanned / elapsed:,.0f} files/s" if elapsed > 0.5 else ""
+        rate = f" {counters.scanned / elapsed:,.0f}/s" if elapsed > 0.5 else ""
         self._progress.update(
             self._task, completed=counters.scanned, total=total,
-            detail=f"hashed {counters.hashed}, applied {counters.applied}{rate}")
+            detail=f"hashed {counters.hashed} applied {counters.applied}{rate}")

@@ -157,6 +157,8 @@ class SyncEngine:
         self.wait = wait
         self.versions = versions or VersionPolicy()
         self._store: Any = None  # bm_sync.apply.EntityStore, opened on first write
+        # The current sync's (start time, last run the index confirmed), for its history run.
+        self._run: tuple[float, int | None] = (time.time(), None)
 
     @classmethod
     @asynccontextmanager
@@ -180,6 +182,7 @@ class SyncEngine:
             from bm_sync.apply import EntityStore
 
             self._store = await EntityStore.open(self.database_url, self.root, self.versions)
+            self._store.begin_run(*self._run)
         return self._store
 
     # -- history ------------------------------------------------------------------------------
@@ -249,10 +252,15 @@ class SyncEngine:
         """
         version, content = await self.show(path, revision)
         target = self.root / self._relative(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.bm-restore")
-        temporary.write_bytes(content)
-        os.replace(temporary, target)
+        with self.detector.lock.hold(wait=self.wait):  # not under a running sync's feet
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f".{target.name}.bm-restore")
+            temporary.write_bytes(content)
+            try:  # the file keeps its permissions (a private note stays private)
+                os.chmod(temporary, os.stat(target).st_mode & 0o7777)
+            except FileNotFoundError:
+                pass
+            os.replace(temporary, target)
         return version
 
     async def prune(self, keep_last: int | None = None,
@@ -299,6 +307,10 @@ class SyncEngine:
         snapshot, warning = self._read_snapshot()
         if warning:
             report.warnings.append(warning)
+        confirmed = snapshot.meta.get("history_run_id") if snapshot else None
+        self._run = (time.time(), confirmed if isinstance(confirmed, int) else None)
+        if self._store is not None:
+            self._store.begin_run(*self._run)
         state = await self._check_database(snapshot)
         rebuild = state.rebuild_reason is not None
         report.rebuilt, report.rebuild_reason = rebuild, state.rebuild_reason
@@ -372,25 +384,37 @@ class SyncEngine:
         report.unchanged, report.hashed = run.unchanged, run.hashed
         report.warnings.extend(run.warnings)
         report.failed, report.failed_total = failures.failures(), failures.total
+        if report.rebuilt:
+            # Before `finish`, so that relations into swept rows are resolved again there.
+            store = await self._entity_store()
+            moves, deleted = await store.sweep(applied_paths | excluded)
+            self._report_sweep(report, moves, deleted)
         needs_database = (report.change_count or report.rebuilt or hard_failures
                           or state.failing_paths & applied_paths or state.token is None)
-        token = state.token
+        meta: dict[str, object] = {"db_token": state.token}
         if needs_database:
             store = await self._entity_store()
-            token = await store.finish(hard_failures=hard_failures, applied_paths=applied_paths,
-                                       failing_paths=state.failing_paths,
-                                       new_token=report.rebuilt, failed_total=failures.total)
+            meta["db_token"] = await store.finish(
+                hard_failures=hard_failures, applied_paths=applied_paths,
+                failing_paths=state.failing_paths, failed_total=failures.total)
+            if store.run_id is not None:
+                meta["history_run_id"] = store.run_id
             if store.version_error:
                 report.warnings.append(store.version_error)
         # The index is written only now, after every database commit.
-        run.record(exclude=excluded, meta={"db_token": token})
+        run.record(exclude=excluded, meta=meta)
         run.close()
-        if report.rebuilt:
-            store = await self._entity_store()
-            tracked = {os.fsdecode(entry.path) for entry in self.detector.load_snapshot()
-                       .entries()}
-            report.deleted.extend(await store.sweep(tracked | excluded))
         return report
+
+    @staticmethod
+    def _report_sweep(report: SyncReport, moves: list[tuple[str, str]],
+                      deleted: list[str]) -> None:
+        """A rebuild's sweep turns some of its adds into moves, and finds the deletions."""
+        moved_to = {new for _old, new in moves}
+        report.added = [path for path in report.added if path not in moved_to]
+        report.moved.extend(moves)
+        report.deleted.extend(deleted)
+        report.sort()
 
     def _read_snapshot(self) -> tuple[IndexSnapshot | None, str | None]:
         try:

@@ -9,13 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import event, make_url, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import (
+    ArgumentError,
+    InvalidRequestError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 import bm_sync
 from bm_sync.db import HEAD_REVISION
 from bm_sync.db.models import Project
+from bm_sync.errors import DatabaseUnusable
 
 
 def migrations_dir() -> Path:
@@ -48,13 +55,40 @@ async def open_database(url: str) -> AsyncEngine:
         database = url.partition(":///")[2].split("?", 1)[0]
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
+    try:
+        engine = create_async_engine(url)
+    except (ArgumentError, NoSuchModuleError, InvalidRequestError) as error:
+        # A malformed URL, an unknown dialect or a sync-only driver: the user's input.
+        raise DatabaseUnusable(f"database URL {_redacted(url)!r} is not usable: "
+                               f"{_first_line(error)}", exit_code=2) from error
+    except ImportError as error:
+        raise DatabaseUnusable(f"the driver for {_redacted(url)!r} is not installed: "
+                               f"{_first_line(error)}") from error
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    async with engine.begin() as connection:
-        if await connection.run_sync(read_revision) != HEAD_REVISION:
-            await connection.run_sync(upgrade_to_head)
+    try:
+        async with engine.begin() as connection:
+            if await connection.run_sync(read_revision) != HEAD_REVISION:
+                await connection.run_sync(upgrade_to_head)
+    except (SQLAlchemyError, OSError, ImportError) as error:
+        await engine.dispose()
+        raise DatabaseUnusable(f"database {_redacted(url)!r} cannot be opened: "
+                               f"{_first_line(error)}") from error
     return engine
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's message without SQLAlchemy's multi-line background links."""
+    error = getattr(error, "orig", None) or error
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _redacted(url: str) -> str:
+    """The URL as it may be printed: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def read_revision(connection: Connection) -> str | None:

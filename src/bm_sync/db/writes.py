@@ -127,6 +127,76 @@ async def move_entity(session: AsyncSession, project_id: int, old_path: str,
     return old_id
 
 
+async def adopt_entity(session: AsyncSession, project_id: int, old_path: str,
+                       new_path: str) -> None:
+    """The row at `new_path` is the note that was at `old_path` (a move a rebuild found): keep
+    the old row's id (its incoming relations, its history) and give it the new row's content,
+    observations and outgoing relations, so the result equals what a fresh sync builds."""
+    old_id = await _entity_id(session, project_id, old_path)
+    new = (await session.execute(select(Entity).where(
+        Entity.project_id == project_id, Entity.file_path == new_path))).scalar_one_or_none()
+    if old_id is None or new is None:
+        return
+    values = {column: getattr(new, column) for column in ENTITY_COLUMNS}
+    new_id = new.id
+    await session.execute(delete(Relation).where(Relation.from_id == old_id))
+    await session.execute(delete(Observation).where(Observation.entity_id == old_id))
+    await session.execute(update(Relation).where(Relation.from_id == new_id)
+                          .values(from_id=old_id))
+    await session.execute(update(Relation).where(Relation.to_id == new_id).values(to_id=old_id))
+    await session.execute(update(Observation).where(Observation.entity_id == new_id)
+                          .values(entity_id=old_id))
+    await session.execute(delete(Entity).where(Entity.id == new_id))
+    await session.execute(update(Entity).where(Entity.id == old_id)
+                          .values(**values, updated_at=_now()))
+
+
+async def unconfirmed_move_target(session: AsyncSession, project_id: int, path: str,
+                                  after_run_id: int | None,
+                                  current_run_id: int | None = None) -> str | None:
+    """Where the entity that was at `path` lives now, if a run the index never confirmed moved
+    it (a sync killed after committing `a -> b`: the index still says `a`). Follows chains of
+    such moves; None when there is none, or it leads to no entity.
+
+    `after_run_id` is the last run the index confirmed; None (an index from before history)
+    falls back to every run that did not complete. The current run's own rows (it records a
+    batch's history before applying it) are not evidence.
+    """
+    from bm_sync.db.models import FileChange, SyncRun
+
+    if after_run_id is not None:
+        unconfirmed = FileChange.run_id > after_run_id
+    else:
+        unconfirmed = FileChange.run_id.in_(select(SyncRun.id).where(
+            SyncRun.project_id == project_id, SyncRun.status != "completed"))
+    earlier = FileChange.run_id != (current_run_id if current_run_id is not None else -1)
+    seen = {path}
+    current = path
+    for _hop in range(32):
+        target = await session.scalar(
+            select(FileChange.path).where(
+                FileChange.project_id == project_id, FileChange.kind == "moved",
+                FileChange.old_path == current, unconfirmed, earlier)
+            .order_by(FileChange.id.desc()).limit(1))
+        if target is None or target in seen:
+            return None
+        if await _entity_id(session, project_id, target) is not None:
+            return target
+        seen.add(target)
+        current = target
+    return None
+
+
+async def missing_paths(session: AsyncSession, project_id: int,
+                        paths: Sequence[str]) -> list[str]:
+    """The paths that have no entity."""
+    found: set[str] = set()
+    for chunk in _chunks(list(paths), 500):
+        found.update(await session.scalars(select(Entity.file_path).where(
+            Entity.project_id == project_id, Entity.file_path.in_(chunk))))
+    return [path for path in paths if path not in found]
+
+
 async def delete_entities(session: AsyncSession, project_id: int, paths: Sequence[str]) -> None:
     """Delete entities with their observations and outgoing relations; incoming relations
     become unresolved (to_id NULL, to_name kept), whether or not the database enforces
@@ -140,6 +210,13 @@ async def delete_entities(session: AsyncSession, project_id: int, paths: Sequenc
         await session.execute(delete(Relation).where(Relation.from_id.in_(ids)))
         await session.execute(delete(Observation).where(Observation.entity_id.in_(ids)))
         await session.execute(delete(Entity).where(Entity.id.in_(ids)))
+
+
+async def unresolve_incoming(session: AsyncSession, entity_ids: list[int]) -> None:
+    """Mark the relations pointing at these entities unresolved (to be resolved again)."""
+    for chunk in _chunks(entity_ids, 500):
+        await session.execute(update(Relation).where(Relation.to_id.in_(chunk))
+                              .values(to_id=None))
 
 
 async def resolve_relations(session: AsyncSession, project_id: int) -> None:

@@ -2,23 +2,46 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import struct
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bm_sync import ChangeKind, Detector, HashKind, HashPolicy
 from bm_sync.hashing import hash_file
-from tests.conftest import OLD_NS, as_unprivileged, backdate, write
+from bm_sync.index_format import IndexEntry, read_index, write_index
+from tests.conftest import OLD_NS, as_unprivileged, backdate, run_bm, write
+
+# Large enough that a file growing under a writer thread stays fully hashed.
+NEVER_PARTIAL = HashPolicy(full_hash_max_bytes=1 << 40, chunk_bytes=4096)
 
 
 def recorded(root: Path, **kwargs) -> Detector:
     detector = Detector(root, **kwargs)
     detector.record()
     return detector
+
+
+def rewrite_index(detector: Detector,
+                  change: Callable[[IndexEntry], IndexEntry] = lambda entry: entry,
+                  **meta: object) -> None:
+    """Craft a recorded state: the current index with entries and metadata changed."""
+    snapshot = read_index(detector.index_path)
+    entries = [change(entry) for entry in snapshot.entries()]
+    write_index(detector.index_path, entries, len(entries), {**snapshot.meta, **meta},
+                [entry for entry in entries if entry.hash_kind is not HashKind.FULL])
+
+
+def with_sha1_trailer(data: bytes) -> bytes:
+    """An index whose checksum is right for whatever its body now says."""
+    return data[:-20] + hashlib.sha1(data[:-20]).digest()
 
 
 def test_never_synced_folder_is_all_added(notes: Path) -> None:
@@ -102,6 +125,36 @@ def test_recent_unchanged_file_is_rehashed_but_unchanged(notes: Path) -> None:
     report = Detector(notes).status()
     assert report.change_count == 0 and report.unchanged == 1
     assert report.hashed == 1  # racy entries are verified by content
+
+
+def test_racy_entries_clear_after_one_writable_run(notes: Path) -> None:
+    """A bulk import recorded within the racy window must not be re-read on every later run."""
+    for number in range(20):
+        write(notes, f"n{number}.md", f"note {number}\n")
+    detector = recorded(notes)
+    rewrite_index(detector, racy_after_ns=0)  # as if recorded right after the import
+    assert Detector(notes).record().hashed == 20  # verified by content once...
+    report = Detector(notes).status()
+    assert report.hashed == 0 and report.unchanged == 20  # ...and trusted by stat after
+
+
+def test_racy_entry_with_matching_stat_but_other_content_is_modified(notes: Path) -> None:
+    """Only the racy rule can catch this: size, mtime, ctime and inode all match the entry."""
+    write(notes, "a.md", "now\n")
+    detector = recorded(notes)
+    rewrite_index(detector, lambda entry: entry._replace(content_id=b"\1" * 20),
+                  racy_after_ns=OLD_NS - 1)
+    assert Detector(notes).status().modified == ["a.md"]
+
+
+def test_pre_1970_mtime_is_trusted_by_stat(notes: Path) -> None:
+    path = write(notes, "old.md", "from the sixties\n")
+    os.utime(path, ns=(-5 * 10**9 - 7, -5 * 10**9 - 7))
+    Detector(notes).record()
+    run = Detector(notes).detect(writable=True)
+    report = run.collect()
+    assert report.hashed == 0 and report.unchanged == 1
+    assert run.record() is False
 
 
 def test_mode_change_alone_is_not_a_content_change(notes: Path) -> None:
@@ -194,6 +247,57 @@ def test_new_unreadable_file_is_reported_and_not_added(notes: Path) -> None:
     assert [f.path for f in report.failed] == ["a.md"]
 
 
+def test_unreadable_root_is_reported_as_dot(notes: Path) -> None:
+    write(notes, "a.md", "a\n")
+    recorded(notes)
+    notes.chmod(0o311)  # can be entered, not listed
+    try:
+        report = as_unprivileged(lambda: Detector(notes).status())
+    finally:
+        notes.chmod(0o755)
+    assert [(f.path, f.error) for f in report.failed] == [(".", "permission denied")]
+    assert report.deleted == [] and report.added == []
+
+
+def test_file_name_not_utf8_is_a_failure_never_added(notes: Path) -> None:
+    write(notes, "good.md", "g\n")
+    raw = os.path.join(os.fsencode(notes), b"caf\xe9.md")
+    with open(raw, "wb") as handle:
+        handle.write(b"latin-1 name\n")
+    report = Detector(notes).record()
+    assert report.added == ["good.md"]
+    assert [(f.path, f.error) for f in report.failed] == [
+        ("caf\\xe9.md", "file name is not valid UTF-8")]
+    assert [entry.path for entry in read_index(Detector(notes).index_path).entries()] == [
+        b"good.md"]
+    status = run_bm("status", str(notes), "--json")
+    assert status.returncode == 0, status.stderr
+    status.stdout.encode("utf-8")  # no lone surrogate in the output
+    assert json.loads(status.stdout)["failed"] == [
+        {"path": "caf\\xe9.md", "error": "file name is not valid UTF-8"}]
+
+
+def test_recorded_file_name_not_utf8_keeps_its_entry(notes: Path) -> None:
+    raw = os.path.join(os.fsencode(notes), b"caf\xe9.md")
+    with open(raw, "wb") as handle:
+        handle.write(b"latin-1 name\n")
+    stat_result = os.lstat(raw)
+    detector = Detector(notes)
+    entry = IndexEntry(b"caf\xe9.md", 0, stat_result.st_mtime_ns, 0, 0, 0o100644, 0, 0,
+                       stat_result.st_size, b"\2" * 20, HashKind.FULL)  # as if recorded
+    detector.state_dir.mkdir()
+    write_index(detector.index_path, [entry], 1, {})
+    report = Detector(notes).record()
+    assert report.change_count == 0
+    assert [f.path for f in report.failed] == ["caf\\xe9.md"]
+    assert [entry.path for entry in read_index(detector.index_path).entries()] == [
+        b"caf\xe9.md"]
+    os.unlink(raw)  # gone: leaves the index without a deletion nobody could apply
+    report = Detector(notes).record()
+    assert report.change_count == 0 and report.failed == []
+    assert list(read_index(detector.index_path).entries()) == []
+
+
 def test_file_changing_while_hashed_is_not_recorded_clean(notes: Path) -> None:
     path = notes / "growing.bin"
     path.write_bytes(b"\0" * (8 << 20))
@@ -209,11 +313,38 @@ def test_file_changing_while_hashed_is_not_recorded_clean(notes: Path) -> None:
     writer.start()
     try:
         time.sleep(0.05)
-        hashed = hash_file(path, HashPolicy(chunk_bytes=4096))
+        hashed = hash_file(path, NEVER_PARTIAL)
     finally:
         stop.set()
         writer.join()
     assert hashed.stable is False
+
+
+def test_file_changing_while_recorded_is_smudged(notes: Path) -> None:
+    """The index must never vouch for a stat taken while the file was being written."""
+    path = notes / "growing.txt"
+    path.write_bytes(b"line\n" * (1 << 20))
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        with open(path, "ab") as handle:
+            while not stop.is_set():
+                handle.write(b"more\n" * 800)
+                handle.flush()
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        time.sleep(0.05)
+        report = Detector(notes, policy=NEVER_PARTIAL).record()
+    finally:
+        stop.set()
+        writer.join()
+    assert report.added == ["growing.txt"]
+    (entry,) = read_index(Detector(notes).index_path).entries()
+    assert entry.ctime_ns == 0  # smudged: no stat can ever match it
+    again = Detector(notes, policy=NEVER_PARTIAL).status()
+    assert again.hashed == 1 and again.modified == ["growing.txt"]
 
 
 def test_symlinks_are_not_followed_and_loops_are_harmless(notes: Path) -> None:
@@ -237,6 +368,28 @@ def test_corrupt_index_is_reported_and_rebuilt_without_deletions(notes: Path) ->
     assert report.deleted == []
     assert report.added == ["a.md", "b.md"]
     assert len(report.warnings) == 1 and "corrupt" in report.warnings[0]
+    Detector(notes).record()
+    clean = Detector(notes).status()
+    assert clean.change_count == 0 and clean.warnings == []
+
+
+@pytest.mark.parametrize("count_delta", [-1, 1, -4])
+def test_index_with_valid_checksum_but_wrong_entry_count(notes: Path, count_delta: int) -> None:
+    """A buggy writer, not a torn write: the sha1 is right, the entries are not."""
+    for name in ("a.md", "b.md", "c.md", "d.md", "e.md"):
+        write(notes, name, f"{name}\n")
+    detector = recorded(notes)
+    data = bytearray(detector.index_path.read_bytes())
+    (count,) = struct.unpack_from(">L", data, 8)
+    struct.pack_into(">L", data, 8, count + count_delta)
+    detector.index_path.write_bytes(with_sha1_trailer(bytes(data)))
+    report = Detector(notes).status()
+    assert report.deleted == [] and report.modified == []
+    assert report.added == ["a.md", "b.md", "c.md", "d.md", "e.md"]
+    assert len(report.warnings) == 1 and "corrupt" in report.warnings[0]
+    cli = run_bm("status", str(notes), "--json")
+    assert cli.returncode == 0 and "Traceback" not in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1
     Detector(notes).record()
     clean = Detector(notes).status()
     assert clean.change_count == 0 and clean.warnings == []

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from bm_sync.sync import SyncEngine
-from bm_sync.versions import VersionPolicy
-from tests.conftest import BM, bm_json, run_bm, write
+from bm_sync.versions import MAX_PACKS, VersionPolicy, blob_id
+from tests.conftest import BM, REPO, bm_json, run_bm, write
 
 
 def sync(root: Path, *args: str) -> None:
+    """`bm sync` with options in a subprocess; without, the same sync in this process (the
+    stories below take many syncs, and a subprocess costs a second of imports)."""
+    if not args:
+        asyncio.run(sync_once(root))
+        return
     result = run_bm("sync", str(root), "--quiet", *args)
     assert result.returncode == 0, result.stderr
+
+
+async def sync_once(root: Path) -> None:
+    """One sync in this process, through its own engine, as `bm sync` does."""
+    async with SyncEngine.open(root) as engine:
+        await engine.sync()
 
 
 def objects_bytes(root: Path) -> int:
@@ -48,18 +62,66 @@ def story(notes: Path) -> dict[str, bytes]:
 
 
 def test_timeline_follows_moves_with_five_entries(notes: Path, story: dict) -> None:
+    """The issue's story: the move to projects/ and the fourth edit land in one sync, so that
+    entry is a move that carries new content."""
     data = bm_json("history", str(notes / "archive/idea.md"))
+    assert data["path"] == "archive/idea.md"
     entries = data["versions"]
-    assert [(entry["kind"], entry["path"], entry["old_path"]) for entry in entries] == [
-        ("moved", "archive/idea.md", "projects/idea.md"),
-        ("moved", "projects/idea.md", "inbox/idea.md"),
-        ("modified", "inbox/idea.md", None),
-        ("modified", "inbox/idea.md", None),
-        ("added", "inbox/idea.md", None),
+    ids = {name: blob_id(content) for name, content in story.items()}
+    assert [(entry["kind"], entry["path"], entry["old_path"], entry["content_id"])
+            for entry in entries] == [
+        ("moved", "archive/idea.md", "projects/idea.md", ids["v4"]),
+        ("moved", "projects/idea.md", "inbox/idea.md", ids["v4"]),
+        ("modified", "inbox/idea.md", None, ids["v3"]),
+        ("modified", "inbox/idea.md", None, ids["v2"]),
+        ("added", "inbox/idea.md", None, ids["v1"]),
     ]
+    assert [entry["size"] for entry in entries] == [len(story[name]) for name in
+                                                    ("v4", "v4", "v3", "v2", "v1")]
     assert all(entry["stored"] for entry in entries)
+    assert len({entry["run_id"] for entry in entries}) == 5  # one sync each
     text = run_bm("history", str(notes / "archive/idea.md")).stdout.splitlines()
-    assert len(text) == 5 and text[0].lstrip().startswith("~0")
+    assert [line.split()[0] for line in text] == ["~0", "~0", "~1", "~2", "~3"]
+    assert "projects/idea.md -> archive/idea.md" in text[0]
+
+
+def test_move_and_edit_in_separate_syncs_is_six_entries(notes: Path) -> None:
+    """Created, edited twice, moved, edited, moved again, each its own sync: a pure move is an
+    entry of its own (sharing the `~N` of the content it carries), so six entries and four
+    versions, every one restorable byte for byte."""
+    steps = [("inbox/idea.md", "# Idea\nfirst\n"), ("inbox/idea.md", "# Idea\nfirst\nsecond\n"),
+             ("inbox/idea.md", "# Idea\nfirst\nsecond\nthird\n")]
+    for path, text in steps:
+        write(notes, path, text, old=False)
+        sync(notes)
+    (notes / "projects").mkdir()
+    os.rename(notes / "inbox/idea.md", notes / "projects/idea.md")
+    sync(notes)
+    write(notes, "projects/idea.md", "# Idea\nfirst\nsecond\nthird\nfourth\n", old=False)
+    sync(notes)
+    (notes / "archive").mkdir()
+    os.rename(notes / "projects/idea.md", notes / "archive/idea.md")
+    sync(notes)
+    contents = [text.encode() for _path, text in steps]
+    contents.append(b"# Idea\nfirst\nsecond\nthird\nfourth\n")
+    v1, v2, v3, v4 = (blob_id(content) for content in contents)
+    target = str(notes / "archive/idea.md")
+    entries = bm_json("history", target)["versions"]
+    assert [(entry["kind"], entry["path"], entry["old_path"], entry["content_id"])
+            for entry in entries] == [
+        ("moved", "archive/idea.md", "projects/idea.md", v4),
+        ("modified", "projects/idea.md", None, v4),
+        ("moved", "projects/idea.md", "inbox/idea.md", v3),
+        ("modified", "inbox/idea.md", None, v3),
+        ("modified", "inbox/idea.md", None, v2),
+        ("added", "inbox/idea.md", None, v1),
+    ]
+    text = run_bm("history", target).stdout.splitlines()
+    assert [line.split()[0] for line in text] == ["~0", "~0", "~1", "~1", "~2", "~3"]
+    for back, content in enumerate(reversed(contents)):
+        restored = run_bm("restore", target, "--rev", f"~{back}")
+        assert restored.returncode == 0, restored.stderr
+        assert (notes / "archive/idea.md").read_bytes() == content
 
 
 def test_every_version_is_restorable_byte_for_byte(notes: Path, story: dict) -> None:
@@ -201,6 +263,184 @@ def test_prune_keeps_the_last_versions_and_reclaims_space(notes: Path) -> None:
 
 
 def test_history_json_on_a_folder_never_synced(notes: Path) -> None:
-    result = run_bm("history", str(notes))
-    assert result.returncode == 1 and "no sync has run" in result.stderr
-    assert json.loads(json.dumps({"ok": True}))
+    write(notes, "a.md", "# A\n")
+    for args in (["history", str(notes)], ["history", str(notes), "--json"],
+                 ["history", str(notes / "a.md"), "--json"]):
+        result = run_bm(*args)
+        assert result.returncode == 1, args
+        assert result.stdout == ""  # no half-written JSON on stdout
+        assert result.stderr.count("\n") == 1 and "no sync has run" in result.stderr
+
+
+def _documented_json(heading: str) -> dict:
+    """The JSON example that follows `heading` in docs/cli.md."""
+    text = (REPO / "docs" / "cli.md").read_text()
+    block = text[text.index(heading):]
+    block = block[block.index("```json") + len("```json"):]
+    return json.loads(block[:block.index("```")])
+
+
+def test_json_shapes_match_the_docs(notes: Path, story: dict) -> None:
+    documented = _documented_json("`bm history FILE --json`")
+    data = bm_json("history", str(notes / "archive/idea.md"))
+    assert set(data) == set(documented)
+    assert all(set(entry) == set(documented["versions"][0]) for entry in data["versions"])
+    for key, value in documented["versions"][0].items():
+        assert all(type(entry[key]) is type(value) for entry in data["versions"]
+                   if entry[key] is not None), key
+    runs = _documented_json("`bm history --json` (runs)")
+    data = bm_json("history", str(notes))
+    assert set(data) == set(runs)
+    assert all(set(run) == set(runs["runs"][0]) for run in data["runs"])
+
+
+def test_moves_back_and_forth_are_all_recorded(notes: Path) -> None:
+    """A change that repeats an old row of a completed run is a real change, not a replay."""
+    write(notes, "a.md", "# A\n")
+    sync(notes)
+    for old, new in [("a.md", "b.md"), ("b.md", "a.md"), ("a.md", "b.md")]:
+        os.rename(notes / old, notes / new)
+        sync(notes)
+    entries = bm_json("history", str(notes / "b.md"))["versions"]
+    assert [(entry["kind"], entry["old_path"], entry["path"]) for entry in entries] == [
+        ("moved", "a.md", "b.md"), ("moved", "b.md", "a.md"), ("moved", "a.md", "b.md"),
+        ("added", None, "a.md")]
+    assert [run["moved"] for run in bm_json("history", str(notes))["runs"]] == [1, 1, 1, 0]
+
+
+async def test_copy_back_and_restore_onto_the_old_path_are_recorded(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    write(notes, "c.md", "# C\n")
+    await sync_once(notes)
+    os.rename(notes / "a.md", notes / "b.md")
+    os.rename(notes / "c.md", notes / "d.md")
+    await sync_once(notes)
+    write(notes, "a.md", (notes / "b.md").read_bytes())  # cp b.md a.md
+    result = run_bm("restore", str(notes / "c.md"), "--rev", "~0")  # where c.md used to be
+    assert result.returncode == 0, result.stderr
+    await sync_once(notes)
+    async with SyncEngine.open(notes) as engine:
+        (latest_run, *_rest) = await engine.runs()
+        assert latest_run.added == 2
+        for path in ("a.md", "c.md"):  # a new file where one used to be: a new timeline
+            (entry,) = await engine.history(path)
+            assert (entry.kind, entry.run_id) == ("added", latest_run.id)
+
+
+async def test_many_syncs_keep_the_pack_count_bounded(notes: Path) -> None:
+    """One pack per sync, merged past MAX_PACKS: the store never collects hundreds of packs
+    (each lookup probes every pack; each open pack holds file descriptors)."""
+    contents = []
+    for number in range(MAX_PACKS + 6):
+        contents.append(f"# Note\nversion {number}\n".encode())
+        write(notes, "n.md", contents[-1], old=False)
+        os.utime(notes / "n.md", ns=(number * 10**9 + 10**18,) * 2)
+        async with SyncEngine.open(notes) as engine:
+            await engine.sync()
+            open_packs = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                          if os.path.exists(f"/proc/self/fd/{fd}")]
+            assert not [name for name in open_packs if name.endswith((".pack", ".idx"))]
+        assert len(list((notes / ".basic-memory/objects/pack").glob("*.pack"))) <= MAX_PACKS
+    assert len(list((notes / ".basic-memory/objects/pack").glob("*.pack"))) < MAX_PACKS // 2
+    async with SyncEngine.open(notes) as engine:
+        assert len(await engine.history("n.md")) == len(contents)
+        for back, content in enumerate(reversed(contents)):
+            assert (await engine.show(str(notes / "n.md"), f"~{back}"))[1] == content
+
+
+async def test_a_killed_syncs_spool_file_is_removed(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    await sync_once(notes)
+    dead = subprocess.Popen(["true"])  # a process that has ended: its pid is free
+    dead.wait()
+    spool = notes / ".basic-memory" / "objects" / f"spool-{dead.pid}"
+    spool.write_bytes(b"x" * 1000)
+    write(notes, "a.md", "# A\nedited\n", old=False)
+    await sync_once(notes)
+    assert not spool.exists()
+
+
+async def test_several_syncs_on_one_engine_are_one_run_each(notes: Path) -> None:
+    async with SyncEngine.open(notes) as engine:
+        for number in range(3):
+            write(notes, f"n{number}.md", f"# Note {number}\n")
+            await engine.sync()
+            await asyncio.sleep(0.01)
+        runs = await engine.runs()
+    assert [(run.added, run.status) for run in runs] == [(1, "completed")] * 3
+    assert runs[0].started_at > runs[1].started_at > runs[2].started_at
+
+
+def test_prune_counts_versions_per_file_across_moves(notes: Path) -> None:
+    """Created, moved, edited: with --keep 1 only the newest version stays; the version the
+    file had at its old path is not the "current version" of a file."""
+    write(notes, "a.md", "# A\nfirst\n")
+    sync(notes)
+    os.rename(notes / "a.md", notes / "b.md")
+    sync(notes)
+    write(notes, "b.md", "# A\nfirst\nsecond\n", old=False)
+    sync(notes)
+    assert run_bm("prune", str(notes), "--keep", "1").returncode == 0
+    target = str(notes / "b.md")
+    assert [entry["stored"] for entry in bm_json("history", target)["versions"]] == [
+        True, False, False]
+    assert run_bm("history", target, "--show", "~0").returncode == 0
+    assert run_bm("history", target, "--show", "~1").returncode == 1
+
+
+def test_prune_after_moves_keeps_the_last_versions_of_the_story(notes: Path,
+                                                                story: dict) -> None:
+    assert run_bm("prune", str(notes), "--keep", "2").returncode == 0
+    target = str(notes / "archive/idea.md")
+    for back, name in enumerate(["v4", "v3"]):
+        shown = subprocess.run([*BM, "history", target, "--show", f"~{back}"],
+                               capture_output=True)
+        assert shown.returncode == 0 and shown.stdout == story[name]
+    for back in (2, 3):
+        assert "not stored" in run_bm("history", target, "--show", f"~{back}").stderr
+    assert len(bm_json("history", target)["versions"]) == 5
+
+
+def test_prune_days_keeps_what_was_current_in_the_window(notes: Path) -> None:
+    """--days 3 keeps every version that was current at some time in the last 3 days: v2,
+    replaced one day ago, too; v1, replaced five days ago, goes."""
+    for number in range(1, 5):
+        write(notes, "n.md", f"# Note\nversion {number}\n", old=False)
+        sync(notes)
+    day = 86400
+    with sqlite3.connect(notes / ".basic-memory" / "memory.db") as connection:
+        ids = [row[0] for row in connection.execute("SELECT id FROM sync_run ORDER BY id")]
+        for run_id, age in zip(ids, (10 * day, 5 * day, day, 0), strict=True):
+            connection.execute("UPDATE sync_run SET started_at = ? WHERE id = ?",
+                               (time.time() - age, run_id))
+    assert run_bm("prune", str(notes), "--days", "3").returncode == 0
+    stored = [entry["stored"] for entry in bm_json("history", str(notes / "n.md"))["versions"]]
+    assert stored == [True, True, True, False]
+    assert run_bm("prune", str(notes), "--days", "0").returncode == 0
+    stored = [entry["stored"] for entry in bm_json("history", str(notes / "n.md"))["versions"]]
+    assert stored == [True, False, False, False]
+
+
+def test_history_cli_paths_and_revisions(notes: Path, story: dict) -> None:
+    target = notes / "archive/idea.md"
+    # `--diff` followed by the file: a bare --diff (the newest version against the disk).
+    write(notes, "archive/idea.md", "# Idea\non disk\n", old=False)
+    result = run_bm("history", "--diff", "archive/idea.md", cwd=notes)
+    assert result.returncode == 0, result.stderr
+    assert "+on disk" in result.stdout and "-fourth" in result.stdout
+    # From a subfolder without FILE: the runs of the enclosing notes folder.
+    runs = bm_json("history", cwd=notes / "archive")["runs"]
+    assert len(runs) == 5
+    # A path with `.` and `..` in it is the same file.
+    entries = bm_json("history", "./archive/../archive/idea.md", cwd=notes)["versions"]
+    assert len(entries) == 5 and entries[0]["path"] == "archive/idea.md"
+    # An unquoted `~0` reaches us as the working folder: the error says to quote it.
+    for option in ("--show", "--diff"):
+        result = run_bm("history", str(target), option, str(notes), cwd=notes)
+        assert result.returncode == 1, option
+        assert result.stderr.count("\n") == 1 and "quote ~N" in result.stderr
+    # --json with --show / --diff: a usage error, one line.
+    for args in (["--show", "~0"], ["--diff", "~1"], ["--diff"]):
+        result = run_bm("history", str(target), *args, "--json")
+        assert result.returncode == 2, args
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("bm: error:")

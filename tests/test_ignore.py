@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bm_sync import Detector
-from tests.conftest import write
+from tests.conftest import as_unprivileged, write
 
 
 def added(root: Path, **kwargs) -> list[str]:
@@ -70,7 +73,63 @@ def test_ignored_directory_is_not_entered(notes: Path) -> None:
     write(notes, "node_modules/pkg/readme.md", "r\n")
     (notes / "node_modules" / "pkg").chmod(0o000)  # would fail if it were listed
     try:
-        report = Detector(notes).status()
+        report = as_unprivileged(lambda: Detector(notes).status())
     finally:
         (notes / "node_modules" / "pkg").chmod(0o755)
     assert report.added == [] and report.failed == []
+
+
+def test_unreadable_nested_gitignore_keeps_its_folder(notes: Path) -> None:
+    """Its rules are unknown: no false adds (ignored files), no deletions (re-included ones)."""
+    write(notes, ".gitignore", "*.log\n")
+    write(notes, "projects/.gitignore", "!important.log\nbuild/\n")
+    write(notes, "projects/important.log", "i")
+    write(notes, "projects/n.md", "n\n")
+    write(notes, "projects/build/out.md", "o\n")
+    write(notes, "other.md", "o\n")
+    Detector(notes).record()
+    write(notes, "other.md", "edited elsewhere\n")
+    (notes / "projects/.gitignore").chmod(0o000)
+    report = as_unprivileged(lambda: Detector(notes).status())
+    assert report.deleted == [] and report.added == []
+    assert report.modified == ["other.md"]
+    assert [(f.path, f.error) for f in report.failed] == [
+        ("projects/.gitignore", "cannot read ignore file: permission denied")]
+
+
+def test_unreadable_root_bmignore_keeps_everything(notes: Path) -> None:
+    write(notes, ".bmignore", "drafts/\n")
+    write(notes, "a.md", "a\n")
+    write(notes, "drafts/d.md", "d\n")
+    Detector(notes).record()
+    (notes / "a.md").unlink()
+    (notes / ".bmignore").chmod(0o000)
+    report = as_unprivileged(lambda: Detector(notes).status())
+    assert report.deleted == [] and report.added == [] and report.modified == []
+    assert [(f.path, f.error) for f in report.failed] == [
+        (".bmignore", "cannot read ignore file: permission denied")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from([
+        "*.tmp", "!keep.tmp", "build/", "/root.md", "**/cache", "docs/**/draft*", "a?c",
+        "[abc]*.md", "!important/", "# comment", "", "logs/*.log", "\\#hash", "name with space",
+        "*/", "!*.md", "x/**", "deep/**/er/",
+    ]), max_size=8),
+    parts=st.lists(st.sampled_from([
+        "a", "abc", "build", "root.md", "keep.tmp", "x.tmp", "cache", "docs", "draft1",
+        "important", "logs", "y.log", "#hash", "name with space", "deep", "er", "z.md",
+    ]), min_size=1, max_size=4),
+    is_dir=st.booleans(),
+)
+def test_prefilter_gives_pathspecs_own_verdicts(lines: list[str], parts: list[str],
+                                                is_dir: bool) -> None:
+    """The one-regex prefilter in front of pathspec never changes an answer."""
+    from pathspec import GitIgnoreSpec
+
+    from bm_sync.ignore import _compile
+
+    candidate = "/".join(parts) + ("/" if is_dir else "")
+    assert _compile(lines).verdict(candidate) == (
+        GitIgnoreSpec.from_lines(lines).check_file(candidate).include)

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bm_sync import Detector
+from bm_sync import Detector, HashPolicy
 from tests.conftest import write
 
 BODY = "".join(f"- line number {number} of a fairly ordinary note\n" for number in range(20))
@@ -110,3 +110,58 @@ def test_move_keeps_tracking_after_record(notes: Path) -> None:
     assert Detector(notes).record().moved == [("a.md", "b.md")]
     report = Detector(notes).status()
     assert report.change_count == 0 and report.unchanged == 1
+
+
+def test_move_survives_a_threshold_change_in_the_same_run(notes: Path) -> None:
+    """The content id changes representation (partial -> full), the inode, size, mtime don't."""
+    write(notes, "video.bin", os.urandom(300_000))
+    write(notes, "a.md", BODY)
+    Detector(notes, policy=HashPolicy(full_hash_max_bytes=100_000)).record()
+    (notes / "archive").mkdir()
+    os.rename(notes / "video.bin", notes / "archive/video.bin")
+    report = Detector(notes).status()  # default thresholds: 300 KB is now fully hashed
+    assert report.moved == [("video.bin", "archive/video.bin")]
+    assert report.added == [] and report.deleted == [] and report.modified == []
+
+
+def test_same_inode_size_and_mtime_with_other_full_id_is_not_a_move(notes: Path) -> None:
+    """Full blob ids are exact: a different one means different content, whatever the stat.
+
+    What an inode reused by a new file of the same size and mtime (`cp -p`, `tar x`) looks
+    like; built here by rewriting the renamed file in place and putting its mtime back, since
+    whether a file system reuses an inode is up to it.
+    """
+    write(notes, "gone.bin", b"bye\n")
+    record(notes)
+    os.rename(notes / "gone.bin", notes / "new.bin")
+    write(notes, "new.bin", b"new\n")  # same inode, same size, same (backdated) mtime
+    report = Detector(notes).status()
+    assert report.moved == [] and report.added == ["new.bin"] and report.deleted == ["gone.bin"]
+
+
+def test_hard_links_pair_by_inode_in_path_order(notes: Path) -> None:
+    write(notes, "a.txt", BODY)
+    record(notes)
+    os.rename(notes / "a.txt", notes / "m.txt")
+    for name in ("z.txt", "c.txt", "x.txt"):  # three more names for the same inode
+        os.link(notes / "m.txt", notes / name)
+    with open(notes / "m.txt", "a") as handle:  # edited in place: no content id match
+        handle.write("one more line\n")
+    for _attempt in range(3):
+        report = Detector(notes).status()
+        assert report.moved == [("a.txt", "c.txt")]
+        assert report.added == ["m.txt", "x.txt", "z.txt"]
+
+
+def test_folder_name_with_uri_characters(tmp_path: Path) -> None:
+    """The sketch store opens read-only through a file URI; `?` and `#` must stay path."""
+    root = tmp_path / "a?b#c"
+    write(root, "draft.md", BODY)
+    record(root)
+    lines = BODY.splitlines(keepends=True)
+    write(root, "final/essay.md", "".join(lines[:12] + [f"- rewritten {n}\n" for n in range(8)]))
+    (root / "draft.md").unlink()
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(root / ".basic-memory"))
+    report = Detector(root).status()
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(root / ".basic-memory"))) == before
+    assert report.moved == [("draft.md", "final/essay.md")]

@@ -72,6 +72,9 @@ async def test_first_sync_builds_entities_observations_and_relations(notes: Path
     assert (checksum, kind, size) == (expected_id, "full", len(IDEA.encode()))
     assert rows["papers/spec.pdf"][4] == "application/pdf"
     assert rows["Sync Engine.md"][2] == "Sync Engine"
+    assert dict(query(notes, "SELECT file_path, tags FROM entity")) == {
+        "ideas/git index.md": '["sync", "perf"]', "Sync Engine.md": None,
+        "papers/spec.pdf": None}
     assert query(notes, "SELECT category, content, tags, context FROM observation") == [
         ("decision", "Use the git index format", '["sync"]', "from SPEC-19")]
     assert relations(notes) == {
@@ -505,3 +508,38 @@ def test_library_api_is_importable_and_status_stays_light() -> None:
             "assert set(bm_sync.__all__) >= {'SyncEngine', 'Detector', 'VersionPolicy'}\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_file_failing_during_a_rebuild_does_not_rebuild_forever(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    write(notes, "b.md", "# B\n")
+    assert run_bm("sync", str(notes), "--quiet").returncode == 0
+    (notes / ".basic-memory" / "index").unlink()  # forces a rebuild...
+    (notes / "b.md").chmod(0o000)  # ...during which b.md cannot be read
+    for folder, _folders, files in os.walk(notes / ".basic-memory"):
+        os.chmod(folder, 0o777)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666)
+
+    def sync_twice():
+        import asyncio
+
+        async def run():
+            async with SyncEngine.open(notes) as engine:
+                first = await engine.sync()
+            async with SyncEngine.open(notes) as engine:
+                second = await engine.sync()
+            return (first.rebuilt, [f.path for f in first.failed], first.deleted,
+                    second.rebuilt, second.deleted)
+
+        return asyncio.run(run())
+
+    first_rebuilt, failed, first_deleted, second_rebuilt, second_deleted = as_unprivileged(
+        sync_twice)
+    assert first_rebuilt and failed == ["b.md"] and first_deleted == []
+    assert not second_rebuilt and second_deleted == []
+    assert sorted(entities(notes)) == ["a.md", "b.md"]  # the failure deleted nothing
+    (notes / "b.md").chmod(0o644)
+    report = bm_json("sync", str(notes))
+    assert report["failed"] == [] and report["deleted"] == []
+    assert Detector(notes).status().change_count == 0

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bm_sync.changes import Change, ChangeKind, Failure
+from bm_sync.changes import Change, ChangeKind, Failure, HashKind
 from bm_sync.hashing import is_markdown
 from bm_sync.versions import VersionPolicy, VersionStore, blob_id
 
@@ -111,7 +111,8 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
     if note.error:
         prepared.warning = note.error if prepared.warning is None else (
             f"{prepared.warning}; {note.error}")
-    entity.update(title=note.title, entity_type=note.entity_type)
+    entity.update(title=note.title, entity_type=note.entity_type,
+                  tags=json.dumps(list(note.tags)) if note.tags else None)
     prepared.desired_permalink = note.permalink or permalink_from_path(path)
     prepared.permalink_is_explicit = note.permalink is not None
     prepared.observations = [
@@ -389,8 +390,10 @@ class EntityStore:
 
         try:
             await asyncio.to_thread(self.versions.flush)
-        except OSError as error:
-            self.version_error = f"versions not stored: {_describe(error)}"
+        except Exception as error:  # versions are a bonus: the sync itself has succeeded
+            reason = (_describe(error) if isinstance(error, OSError)
+                      else f"{type(error).__name__}: {error}")
+            self.version_error = f"versions not stored: {reason}"
         from sqlalchemy import update
 
         from bm_sync.db.models import Project, utc_now
@@ -411,6 +414,26 @@ class EntityStore:
             await session.execute(update(Project).where(Project.id == self.project_id)
                                   .values(index_token=self.token, updated_at=utc_now()))
         return self.token
+
+    async def rows(self, paths: list[str]) -> list[tuple[str, str, HashKind, int, int]]:
+        """(path, checksum, hash kind, size, mtime_ns) of the entities at these paths."""
+        from sqlalchemy import select
+
+        from bm_sync.db.models import Entity
+
+        found = []
+        async with self.sessions() as session:
+            for start in range(0, len(paths), 500):
+                result = await session.execute(
+                    select(Entity.file_path, Entity.checksum, Entity.checksum_kind,
+                           Entity.size, Entity.mtime).where(
+                        Entity.project_id == self.project_id,
+                        Entity.file_path.in_(paths[start:start + 500])))
+                for path, checksum, kind, size, mtime in result:
+                    if checksum and len(checksum) == 40:
+                        found.append((path, checksum, HashKind(kind or "full"), size or 0,
+                                      int((mtime or 0) * 1e9)))
+        return found
 
     async def sweep(self, tracked: set[str]) -> tuple[list[tuple[str, str]], list[str]]:
         """After a rebuild: settle the entities whose file the new index does not track.
@@ -436,9 +459,13 @@ class EntityStore:
             stale = {path: checksum async for path, checksum in result if path not in tracked}
         if not stale:
             return [], []
-        fresh = {path: checksum for path, checksum in
-                 (await self._created_since_last_sync()).items() if path not in stale}
-        pairs = await asyncio.to_thread(self._pair_stale_rows, stale, fresh)
+        recent = await self._created_since_last_sync()
+        fresh = {path: checksum for path, checksum in recent.items() if path not in stale}
+        # A stale row that is itself recent was inserted by an interrupted run: no completed
+        # sync ever confirmed its identity, so it is swept, never the one that lives on.
+        confirmed = {path: checksum for path, checksum in stale.items() if path not in recent}
+        earlier = await self._earlier_contents(list(confirmed))
+        pairs = await asyncio.to_thread(self._pair_stale_rows, confirmed, fresh, earlier)
         moved_from = {old for old, _new in pairs}
         deleted = sorted(path for path in stale if path not in moved_from)
         for start in range(0, len(pairs), 200):
@@ -457,8 +484,29 @@ class EntityStore:
                                                      for path in chunk])
         return pairs, deleted
 
-    def _pair_stale_rows(self, stale: dict[str, str | None],
-                         fresh: dict[str, str | None]) -> list[tuple[str, str]]:
+    async def _earlier_contents(self, paths: list[str]) -> dict[str, list[str]]:
+        """path -> the content ids its history recorded, newest first. A stale row's own
+        checksum may come from an edit a killed sync committed, whose sketch was never
+        recorded; the note's earlier content still tells what its lines looked like."""
+        from sqlalchemy import select
+
+        from bm_sync.db.models import FileChange
+
+        earlier: dict[str, list[str]] = {}
+        async with self.sessions() as session:
+            for start in range(0, len(paths), 500):
+                rows = await session.execute(
+                    select(FileChange.path, FileChange.content_id).where(
+                        FileChange.project_id == self.project_id,
+                        FileChange.path.in_(paths[start:start + 500]),
+                        FileChange.content_id.is_not(None))
+                    .order_by(FileChange.id.desc()))
+                for path, content_id in rows:
+                    earlier.setdefault(path, []).append(content_id)
+        return earlier
+
+    def _pair_stale_rows(self, stale: dict[str, str | None], fresh: dict[str, str | None],
+                         earlier: dict[str, list[str]]) -> list[tuple[str, str]]:
         """(old path, new path) moves among stale and fresh rows, by `renames.pair_moves`."""
         from bm_sync.detector import SKETCH_FILE, STATE_DIR
         from bm_sync.markdown import frontmatter_permalink
@@ -491,6 +539,14 @@ class EntityStore:
         def recorded(candidate: MoveCandidate) -> tuple[str | None, bytes] | None:
             return sketches.get(candidate.content_id) if candidate.content_id else None
 
+        def old_sketch(candidate: MoveCandidate) -> bytes | None:
+            for checksum in (candidate.content_id.hex(),
+                             *earlier.get(os.fsdecode(candidate.path), ())):
+                known = sketches.get(content_id(checksum))
+                if known is not None:
+                    return known[1]
+            return None
+
         def new_sketch(candidate: MoveCandidate) -> bytes | None:
             try:
                 with open(self.root / os.fsdecode(candidate.path), "rb") as note:
@@ -509,9 +565,11 @@ class EntityStore:
             news = [MoveCandidate(encoded(path), content_id(checksum), -2, -2,
                                   permalink=new_permalink(path))
                     for path, checksum in fresh.items()]
+            # Few stale rows against many new ones (everything an interrupted rebuild inserted)
+            # costs stale x postings with the inverted index: the cap applies to the stale side.
+            limit = max(1000, len(news)) if len(olds) <= 1000 and len(news) <= 50_000 else 1000
             moves, _deleted, _added = pair_moves(
-                olds, news, old_sketch=lambda candidate: (recorded(candidate) or (None, None))[1],
-                new_sketch=new_sketch)
+                olds, news, old_sketch=old_sketch, new_sketch=new_sketch, rename_limit=limit)
         finally:
             sketches.close()
         return [(os.fsdecode(move.old.path), os.fsdecode(move.new.path)) for move in moves]

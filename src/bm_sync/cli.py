@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -148,14 +149,15 @@ RootOption = Annotated[
 
 def _find_root(target: Path, root: Path | None) -> Path:
     """The notes folder a target belongs to: `--root`, else the nearest folder upward that
-    holds `.basic-memory/` (the target itself may be deleted), else the target if a folder."""
+    holds `.basic-memory/` (the target itself may be deleted), else the target if a folder,
+    else its folder (then the error says that no sync has run there)."""
     if root is not None:
         return root
     start = Path(os.path.abspath(target))
     for folder in (start, *start.parents):
         if (folder / ".basic-memory").is_dir():
             return folder
-    return start if start.is_dir() else Path.cwd()
+    return start if start.is_dir() else start.parent
 
 
 def _engine(root: Path, database_url: str | None, **options: object) -> object:
@@ -164,6 +166,16 @@ def _engine(root: Path, database_url: str | None, **options: object) -> object:
     if not root.is_dir():
         raise typer.BadParameter(f"not a folder: {root}")
     return SyncEngine.open(root, database_url, **options)
+
+
+def _file_in(notes_root: Path, target: Path) -> str:
+    """TARGET as an absolute, normalised path inside the notes folder (`./a/../a/x.md` is
+    `a/x.md`): the library reads a relative path against the working directory."""
+    absolute = os.path.abspath(target)
+    relative = os.path.relpath(absolute, os.path.abspath(notes_root))
+    if relative == os.curdir or relative.split(os.sep, 1)[0] == os.pardir:
+        raise typer.BadParameter(f"{target} is not a file inside the notes folder {notes_root}")
+    return os.path.join(os.path.abspath(notes_root), relative)
 
 
 @app.command()
@@ -185,12 +197,20 @@ def history(
     """Recent sync runs, or the timeline of one file (following moves) and its versions."""
     import asyncio
 
+    if show is not None and diff is not None:
+        raise typer.BadParameter("give --show or --diff, not both")
+    if json_output and (show is not None or diff is not None):
+        raise typer.BadParameter("--json lists a timeline: it does not go with --show or --diff")
     notes_root = _find_root(target, root)
-    is_file = Path(os.path.abspath(target)) != Path(os.path.abspath(notes_root))
+    # A folder (the default `.`, even a subfolder of the notes) means the runs; anything else,
+    # existing or deleted, is a file.
+    file = None if target.is_dir() else _file_in(notes_root, target)
+    if file is None and (show is not None or diff is not None):
+        raise typer.BadParameter("--show and --diff need a FILE")
 
     async def run() -> None:
         async with _engine(notes_root, database_url) as engine:  # type: ignore[attr-defined]
-            if not is_file:
+            if file is None:
                 runs = await engine.runs(limit)
                 if json_output:
                     print(json.dumps({"runs": [item.to_json() for item in runs]}))
@@ -198,13 +218,13 @@ def history(
                     print("\n".join(_run_line(item) for item in runs) or "no sync runs yet")
                 return
             if show is not None:
-                _version, content = await engine.show(str(target), show)
+                _version, content = await engine.show(file, show)
                 sys.stdout.buffer.write(content)
                 return
             if diff is not None:
-                sys.stdout.write(await engine.diff(str(target), diff or None))
+                sys.stdout.write(await engine.diff(file, diff or None))
                 return
-            versions = await engine.history(str(target))
+            versions = await engine.history(file)
             if json_output:
                 print(json.dumps({"path": versions[0].path,
                                   "versions": [item.to_json() for item in versions]}))
@@ -257,9 +277,12 @@ def restore(
     """Write a stored version back to FILE: the only command that writes your files."""
     import asyncio
 
+    notes_root = _find_root(file, root)
+    path = _file_in(notes_root, file)
+
     async def run() -> object:
-        async with _engine(_find_root(file, root), database_url) as engine:  # type: ignore
-            return await engine.restore(str(file), rev)
+        async with _engine(notes_root, database_url) as engine:  # type: ignore[attr-defined]
+            return await engine.restore(path, rev)
 
     version = asyncio.run(run())
     print(f"restored {file} to {version.content_id[:10]} "  # type: ignore[attr-defined]
@@ -320,13 +343,21 @@ def summary_line(report: StatusReport) -> str:
             f"{len(report.failed)} failed, {report.unchanged} unchanged")
 
 
+_REVISION = re.compile(r"~[0-9]*|[0-9a-fA-F]{4,40}")
+
+
 def _optional_values(arguments: list[str]) -> list[str]:
-    """`--diff` takes an optional REV: a bare `--diff` becomes `--diff=` (no REV)."""
+    """`--diff` takes an optional REV: a bare `--diff` becomes `--diff=` (no REV).
+
+    What follows `--diff` is its REV when it looks like one (`~N`, 4+ hex digits), or when it
+    is a folder: the shell turns an unquoted `~0` into the working directory, and taken as the
+    REV it gets an error that says to quote it. Anything else (`--diff a/idea.md`) is the FILE.
+    """
     result = []
     for position, argument in enumerate(arguments):
         following = arguments[position + 1] if position + 1 < len(arguments) else None
-        if argument == "--diff" and (following is None or following.startswith("-")
-                                     and not following.startswith("~")):
+        if argument == "--diff" and (following is None or following.startswith("-") or not (
+                _REVISION.fullmatch(following) or os.path.isdir(following))):
             argument = "--diff="
         result.append(argument)
     return result
@@ -346,5 +377,5 @@ def main() -> None:
         sys.exit(130)
     except BmSyncError as error:
         print(f"bm: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(getattr(error, "exit_code", 1))
     sys.exit(exit_code if isinstance(exit_code, int) else 0)

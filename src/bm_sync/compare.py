@@ -11,6 +11,7 @@ import stat
 
 _U32 = 0xFFFFFFFF
 _NS = 1_000_000_000
+_HALF_U32 = 1 << 31
 # Seconds of slack before the scan start during which a recorded mtime is "racy": file system
 # timestamps come from a coarse clock (and FAT rounds to 2 s), so a file written in the same
 # tick as our lstat can change again without its mtime or size moving.
@@ -30,15 +31,33 @@ def stat_matches(record: tuple, stat_result: os.stat_result) -> bool:
     ctime is what catches a same-size edit whose mtime was put back (`touch -r`, `cp -p`,
     `os.utime`): the kernel always moves ctime forward. Inode and device catch a file replaced
     by another (an editor's save-by-rename).
+
+    Times are compared as git does, seconds modulo 2**32 (the field is 32 bits): the plain
+    comparison answers for every time between 1970 and 2106, and only when it fails do we
+    wrap the stat's time, so a pre-1970 mtime matches its entry without costing the hot path.
     """
     return (
         record[9] == stat_result.st_size & _U32
-        and record[2] * _NS + record[3] == stat_result.st_mtime_ns
-        and record[0] * _NS + record[1] == stat_result.st_ctime_ns
+        and (record[2] * _NS + record[3] == stat_result.st_mtime_ns
+             or (record[2], record[3]) == index_time(stat_result.st_mtime_ns))
+        and (record[0] * _NS + record[1] == stat_result.st_ctime_ns
+             or (record[0], record[1]) == index_time(stat_result.st_ctime_ns))
         and record[5] == stat_result.st_ino & _U32
         and record[4] == stat_result.st_dev & _U32
         and record[6] == git_mode(stat_result.st_mode)
     )
+
+
+def index_time(time_ns: int) -> tuple[int, int]:
+    """A time as the index stores it: (seconds modulo 2**32, nanoseconds)."""
+    seconds, nanoseconds = divmod(time_ns, _NS)
+    return seconds & _U32, nanoseconds
+
+
+def index_time_ns(time_ns: int) -> int:
+    """`time_ns` as it reads back from the index (pre-1970 times wrap to after 2038)."""
+    seconds, nanoseconds = index_time(time_ns)
+    return seconds * _NS + nanoseconds
 
 
 def racy_threshold(index_file_mtime_ns: int, recorded_racy_after_ns: object) -> int:
@@ -55,5 +74,12 @@ def racy_threshold(index_file_mtime_ns: int, recorded_racy_after_ns: object) -> 
 
 
 def is_racy(record: tuple, threshold_ns: int) -> bool:
-    """Whether the recorded stat cannot prove the content unchanged (see `racy_threshold`)."""
-    return record[2] * _NS + record[3] >= threshold_ns
+    """Whether the recorded stat cannot prove the content unchanged (see `racy_threshold`).
+
+    Recorded seconds wrap at 2**32, so a pre-1970 mtime reads back as a time after 2038 and
+    would look racy forever. Like serial-number arithmetic, a recorded time more than 2**31 s
+    (68 years) past the threshold is taken as one from before it. The second test only runs for
+    the few entries that pass the first, so the no-change path pays nothing for it.
+    """
+    return (record[2] * _NS + record[3] >= threshold_ns
+            and record[2] - threshold_ns // _NS < _HALF_U32)

@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bm_sync.changes import Change, ChangeKind, Failure, HashKind
-from bm_sync.compare import RACY_SLACK_NS, git_mode, is_racy, racy_threshold, stat_matches
+from bm_sync.compare import (
+    RACY_SLACK_NS,
+    git_mode,
+    index_time_ns,
+    is_racy,
+    racy_threshold,
+    stat_matches,
+)
 from bm_sync.errors import BmSyncError, IndexCorrupt, NotAFolder
 from bm_sync.hashing import HashedFile, HashPolicy, hash_file, is_sketched
 from bm_sync.ignore import IgnoreRules
@@ -190,6 +197,7 @@ class DetectionRun:
         self._updates: dict[bytes, IndexEntry] = {}
         self._removed: set[bytes] = set()
         self._new_paths: list[bytes] = []
+        self._placeholders: dict[bytes, IndexEntry] = {}
         self._changed = False
         self._deleted: list[IndexEntry] = []
         self._added: list[tuple[MoveCandidate, IndexEntry]] = []
@@ -203,7 +211,16 @@ class DetectionRun:
         self._scan_start_ns = time.time_ns()
         self._snapshot = self._load_snapshot()
         rules = IgnoreRules(self.detector.root, include_hidden=self.detector.include_hidden)
-        yield from self._merge(rules)
+        try:
+            yield from self._merge(rules)
+        except IndexCorrupt as error:
+            # Found while walking the entries (see `IndexSnapshot.records`): start over from an
+            # empty baseline, as for an index corrupt at load. Deletions are only emitted after
+            # the merge, so none has escaped; a few records may already have streamed out
+            # (failures, modified files) and come again, as added.
+            self._forget_snapshot(error)
+            rules = IgnoreRules(self.detector.root, include_hidden=self.detector.include_hidden)
+            yield from self._merge(rules)
         for path, reason in rules.errors:
             yield Failure(path, f"cannot read ignore file: {reason}")
         yield from self._pair_and_emit()
@@ -229,10 +246,24 @@ class DetectionRun:
         try:
             return read_index(self.detector.index_path)
         except IndexCorrupt as error:
-            self.warnings.append(f"index {self.detector.index_path} is corrupt ({error}); "
-                                 "rebuilding it by a full scan")
-            self.index_rebuilt = True
+            self._warn_corrupt(error)
             return IndexSnapshot.empty()
+
+    def _warn_corrupt(self, error: IndexCorrupt) -> None:
+        self.warnings.append(f"index {self.detector.index_path} is corrupt ({error}); "
+                             "rebuilding it by a full scan")
+        self.index_rebuilt = True
+
+    def _forget_snapshot(self, error: IndexCorrupt) -> None:
+        """Drop everything the merge derived from a snapshot that turned out corrupt."""
+        self._warn_corrupt(error)
+        self._snapshot = IndexSnapshot.empty()
+        self._updates.clear()
+        self._removed.clear()
+        self._new_paths.clear()
+        self._deleted = []
+        self._added = []
+        self.unchanged = self.hashed = 0
 
     def _merge(self, rules: IgnoreRules) -> Iterator[Record]:
         """Merge the sorted index with the sorted walk; hash what the stat cannot vouch for.
@@ -250,16 +281,18 @@ class DetectionRun:
         to_entry = snapshot.entry
         kinds = snapshot.kinds
         full_max = policy.full_hash_max_bytes
-        failed_prefix: bytes | None = None
+        # Prefixes whose recorded entries are kept (folders we could not examine).
+        failed_prefixes: tuple[bytes, ...] = ()
         pending: dict[Future[HashedFile], tuple[bytes, IndexEntry | None]] = {}
         pool: ThreadPoolExecutor | None = None
         limit = policy.max_in_flight
         unchanged = 0
-        FILE, FAILED_DIR = EventKind.FILE, EventKind.FAILED_DIR
+        FILE, FAILED_DIR, FAILED_RULES = (EventKind.FILE, EventKind.FAILED_DIR,
+                                          EventKind.FAILED_RULES)
         try:
             for kind, path, stat_result, error in walk(root, rules):
                 while current is not None and current[0] < path:
-                    self._vanished(to_entry(*current), failed_prefix)
+                    self._vanished(to_entry(*current), failed_prefixes)
                     current = next(records, None)
                 if current is not None and current[0] == path:
                     recorded_path, record = current
@@ -274,22 +307,31 @@ class DetectionRun:
                     old: IndexEntry | None = to_entry(recorded_path, record)
                 else:
                     old = None
-                if kind is FAILED_DIR:
-                    failed_prefix = path
-                    yield Failure(os.fsdecode(path.rstrip(b"/")), error or "unreadable")
+                if kind is FAILED_DIR or kind is FAILED_RULES:
+                    failed_prefixes = _add_prefix(failed_prefixes, path)
+                    if kind is FAILED_DIR:  # FAILED_RULES: reported by `rules.errors`
+                        yield Failure(_display(path.rstrip(b"/")) or ".", error or "unreadable")
                     continue
                 if kind is not FILE:
+                    if kind is EventKind.FAILED_ENTRY:  # a file or a folder: keep both
+                        failed_prefixes = _add_prefix(failed_prefixes, path + b"/")
                     if old is not None:
                         self._keep(old)
-                    yield Failure(os.fsdecode(path), error or "unreadable")
+                    yield Failure(_display(path), error or "unreadable")
+                    continue
+                if not _is_utf8(path):
+                    # Text everywhere downstream (JSON, the database): never hashed nor added.
+                    if old is not None:
+                        self._keep(old)
+                    yield Failure(_display(path), "file name is not valid UTF-8")
                     continue
                 if len(path) > MAX_PATH_BYTES:
-                    yield Failure(os.fsdecode(path), "path too long for the index")
+                    yield Failure(_display(path), "path too long for the index")
                     continue
                 if path in self._skip:
                     if old is not None:
                         self._keep(old)
-                    yield Failure(os.fsdecode(path), self._skip[path])
+                    yield Failure(_display(path), self._skip[path])
                     continue
                 if pool is None:
                     pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="bm-hash")
@@ -300,7 +342,7 @@ class DetectionRun:
                     for finished in done:
                         yield from self._collect_hash(finished, *pending.pop(finished))
             while current is not None:
-                self._vanished(to_entry(*current), failed_prefix)
+                self._vanished(to_entry(*current), failed_prefixes)
                 current = next(records, None)
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -313,10 +355,17 @@ class DetectionRun:
                     future.cancel()
                 pool.shutdown(wait=True)
 
-    def _vanished(self, entry: IndexEntry, failed_prefix: bytes | None) -> None:
-        """A recorded path the walk did not yield: deleted, unless its folder was unreadable."""
-        if failed_prefix is not None and entry.path.startswith(failed_prefix):
+    def _vanished(self, entry: IndexEntry, failed_prefixes: tuple[bytes, ...]) -> None:
+        """A recorded path the walk did not yield: deleted, unless its folder was unreadable.
+
+        A recorded name that is not UTF-8 was never reported (see `_merge`), so it leaves the
+        index without a deletion no consumer could apply.
+        """
+        if failed_prefixes and entry.path.startswith(failed_prefixes):
             self._keep(entry)
+        elif not _is_utf8(entry.path):
+            self._removed.add(entry.path)
+            self._changed = True
         else:
             self._deleted.append(entry)
 
@@ -330,7 +379,7 @@ class DetectionRun:
                 self._keep(old)
             reason = (describe_os_error(error) if isinstance(error, OSError)
                       else f"cannot hash: {type(error).__name__}: {error}")
-            yield Failure(os.fsdecode(path), reason)
+            yield Failure(_display(path), reason)
             return
         self.hashed += 1
         stat_result = hashed.stat_result
@@ -351,14 +400,15 @@ class DetectionRun:
                 self._changed = True
                 yield _change(ChangeKind.ADDED, entry, permalink=hashed.permalink)
                 return
-            candidate = MoveCandidate(path, hashed.content_id, entry.dev, entry.ino,
-                                      hashed.permalink)
-            self._added.append((candidate, entry))
+            self._added.append((_candidate(entry, hashed.permalink), entry))
             return
         if hashed.content_id == old.content_id and hashed.hash_kind is old.hash_kind:
             self.unchanged += 1
-            if self.writable and entry[1:8] != old[1:8]:
-                self._updates[path] = entry  # a touch: refresh the stat, content is the same
+            if self.writable:
+                # The stat could not vouch for this file (touched, racy or smudged), the content
+                # did. Rewrite the index even if the stat is the same: its new racy threshold is
+                # what lets the next run trust the stat instead of reading the file again.
+                self._updates[path] = entry
                 self._changed = True
             return
         if self.writable:
@@ -378,8 +428,7 @@ class DetectionRun:
         old_by_path = {entry.path: entry for entry in deleted}
         store = self._sketches
         deleted_candidates = [
-            MoveCandidate(entry.path, entry.content_id, entry.dev, entry.ino,
-                          self._recorded_permalink(entry) if added else None)
+            _candidate(entry, self._recorded_permalink(entry) if added else None)
             for entry in deleted
         ]
         moves, still_deleted, still_added = pair_moves(
@@ -468,7 +517,11 @@ class DetectionRun:
         for path in excluded:
             self._updates.pop(path, None)
             self._removed.discard(path)
-        new_paths = sorted(path for path in self._new_paths if path not in excluded)
+        new_paths = [path for path in self._new_paths if path not in excluded]
+        for path, entry in self._placeholders.items():
+            self._updates[path] = entry
+            new_paths.append(path)
+        new_paths.sort()
         new_meta.update(
             format=INDEX_FORMAT,
             racy_after_ns=self._scan_start_ns - RACY_SLACK_NS,
@@ -482,6 +535,20 @@ class DetectionRun:
                         merged.non_full())
             self._sketches.commit((entry.content_id for entry in merged), merged.count)
         return True
+
+    def keep_unexamined(self, path: str, content_id: str, hash_kind: HashKind, size: int,
+                        mtime_ns: int) -> None:
+        """Record a path this run could not examine and has no entry for, as the caller knows
+        it (the sync engine, from its database row, in a rebuild that failed to read the
+        file). Smudged, so the next run hashes the file again; meanwhile the index and the
+        database count the same files, instead of disagreeing (and rebuilding) forever.
+        Only on an empty baseline: otherwise the recorded entry is kept (smudged) already."""
+        raw = os.fsencode(path)
+        if not self.writable or self._snapshot.entry_count:
+            return
+        self._placeholders[raw] = IndexEntry(raw, 0, mtime_ns, 0, 0, 0o100644, 0, 0, size,
+                                             bytes.fromhex(content_id), hash_kind)
+        self._changed = True
 
     def close(self) -> None:
         self._sketches.close()
@@ -519,6 +586,34 @@ class _MergedEntries:
 
     def non_full(self) -> Iterator[IndexEntry]:
         return (entry for entry in self if entry.hash_kind is not HashKind.FULL)
+
+
+def _candidate(entry: IndexEntry, permalink: str | None) -> MoveCandidate:
+    """A move candidate; size and mtime as the index holds them, so both sides compare."""
+    return MoveCandidate(entry.path, entry.content_id, entry.dev, entry.ino, permalink,
+                         entry.size & _U32, index_time_ns(entry.mtime_ns), entry.hash_kind)
+
+
+def _add_prefix(prefixes: tuple[bytes, ...], prefix: bytes) -> tuple[bytes, ...]:
+    """Add a failed prefix, dropping those the walk (in path order) has passed for good.
+
+    A prefix `old` can still match a later path only if it sorts after `prefix` or is a
+    prefix of it; otherwise every path starting with `old` sorts before `prefix`.
+    """
+    return (*(old for old in prefixes if old > prefix or prefix.startswith(old)), prefix)
+
+
+def _is_utf8(path: bytes) -> bool:
+    try:
+        path.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _display(path: bytes) -> str:
+    """A path as text for a failure line: always valid UTF-8 (raw bytes shown as \\xNN)."""
+    return path.decode("utf-8", "backslashreplace")
 
 
 def _smudged(entry: IndexEntry) -> IndexEntry:

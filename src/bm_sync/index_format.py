@@ -38,6 +38,8 @@ _ENTRY = struct.Struct(">LLLLLLLLLL20sH")
 _EXT_HEADER = struct.Struct(">4sL")
 _KIND_RECORD = struct.Struct(">cQ")
 _SHA_LEN = 20
+# The smallest on-disk entry: 62 bytes of fields, a name, 1 to 8 NULs, padded to 8 bytes.
+_MIN_ENTRY_BYTES = 64
 _NAME_MASK = 0x0FFF
 # dulwich ORs the full name length into the 12-bit field, so longer names would corrupt the
 # flags; the detector reports such paths as failures instead (Linux PATH_MAX is 4096 anyway).
@@ -82,6 +84,15 @@ class IndexSnapshot:
 
     Entries come out of `entries()` in the index order (bytewise path order), which is the
     order the scanner walks in, so the detector can merge the two streams without a dict.
+
+    Validation is split for speed. At load (`parse_index`): signature, version, the checksum,
+    the extensions, and that the entry count fits the bytes before them, all O(1) or one
+    sha1 pass. The entries themselves are checked as they are parsed: walking 100k of them
+    eagerly costs about 60 ms, almost as much as the whole lazy load (about 90 ms), on every
+    no-change run, to catch an index whose checksum is right but whose entries are not (a
+    buggy writer, never a torn write). So `records()` raises `IndexCorrupt` mid-iteration
+    when an entry leaves the buffer or the last one does not end where the extensions begin;
+    the detector then starts over from an empty baseline, as for an index corrupt at load.
     """
 
     buffer: bytes
@@ -89,6 +100,7 @@ class IndexSnapshot:
     file_mtime_ns: int
     kinds: dict[bytes, tuple[HashKind, int]] = field(default_factory=dict)
     meta: dict[str, object] = field(default_factory=dict)
+    entries_end: int = _HEADER.size  # offset where the entries end and extensions begin
 
     @classmethod
     def empty(cls) -> IndexSnapshot:
@@ -100,23 +112,33 @@ class IndexSnapshot:
         (ctime s, ctime ns, mtime s, mtime ns, dev, ino, mode, uid, gid, size, sha1, flags).
 
         The hot path compares records with `compare.stat_matches` and only builds an
-        `IndexEntry` for the few paths that need one.
+        `IndexEntry` for the few paths that need one. Raises `IndexCorrupt` (possibly after
+        yielding some records) when the entries do not fit the space the header and the
+        extensions leave them; see the class docstring for why this is not checked at load.
         """
         buffer = self.buffer
         unpack = _ENTRY.unpack_from
         entry_size = _ENTRY.size
+        end = self.entries_end
         offset = _HEADER.size
-        for _ in range(self.entry_count):
-            record = unpack(buffer, offset)
-            flags = record[11]
-            name_start = offset + entry_size + (2 if flags & _FLAG_EXTENDED else 0)
-            name_length = flags & _NAME_MASK
-            if name_length == _NAME_MASK:
-                name_end = buffer.index(b"\0", name_start)
-            else:
-                name_end = name_start + name_length
-            yield buffer[name_start:name_end], record
-            offset += (name_end - offset + 8) & ~7
+        try:
+            for _ in range(self.entry_count):
+                record = unpack(buffer, offset)
+                flags = record[11]
+                name_start = offset + entry_size + (2 if flags & _FLAG_EXTENDED else 0)
+                name_length = flags & _NAME_MASK
+                if name_length == _NAME_MASK:
+                    name_end = buffer.index(b"\0", name_start, end)
+                else:
+                    name_end = name_start + name_length
+                if name_end > end:
+                    raise IndexCorrupt("index entry runs past the end of the entries")
+                yield buffer[name_start:name_end], record
+                offset += (name_end - offset + 8) & ~7
+        except (struct.error, ValueError, IndexError) as error:
+            raise IndexCorrupt("index entries are malformed") from error
+        if offset != end:
+            raise IndexCorrupt("index entries do not end where its extensions begin")
 
     def entry(self, path: bytes, record: tuple) -> IndexEntry:
         """The `IndexEntry` of one raw record (true size and kind from the extension)."""
@@ -167,6 +189,8 @@ def parse_index(buffer: bytes, file_mtime_ns: int = 0) -> IndexSnapshot:
     end_of_entries = _end_of_entries_from_eoie(buffer)
     if end_of_entries is None:
         end_of_entries = _skip_entries(buffer, entry_count)
+    if entry_count * _MIN_ENTRY_BYTES > end_of_entries - _HEADER.size:
+        raise IndexCorrupt(f"index claims {entry_count} entries, more than its entries hold")
     extensions = _read_extensions(buffer, end_of_entries)
     return IndexSnapshot(
         buffer=buffer,
@@ -174,6 +198,7 @@ def parse_index(buffer: bytes, file_mtime_ns: int = 0) -> IndexSnapshot:
         file_mtime_ns=file_mtime_ns,
         kinds=_decode_kinds(extensions.get(KINDS_EXTENSION, b"")),
         meta=_decode_meta(extensions.get(META_EXTENSION, b"")),
+        entries_end=end_of_entries,
     )
 
 

@@ -26,10 +26,14 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 
-# The C loader is several times faster; both are safe loaders (no arbitrary objects).
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _yaml() -> tuple[Any, Any]:
+    """PyYAML and its loader, imported on the first note with frontmatter: `bm status` on a
+    tree without any never pays for it. The C loader is several times faster; both are safe
+    loaders (no arbitrary objects)."""
+    import yaml
+
+    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _BOM = "\ufeff"
 _BOM_BYTES = b"\xef\xbb\xbf"
@@ -197,8 +201,9 @@ def frontmatter_permalink(head: bytes) -> str | None:
 
 def _load_frontmatter(block: str) -> tuple[dict[Any, Any], str | None]:
     """(mapping, None), or ({}, one-line reason) when the block is not a YAML mapping."""
+    yaml, loader = _yaml()
     try:
-        loaded = yaml.load(block, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+        loaded = yaml.load(block, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as error:
         problem = error.problem or error.context or type(error).__name__
         # The block starts on the file's second line; marks count lines from 0.

@@ -8,7 +8,10 @@ nor the index as a dict. Inside each folder the names are sorted with folders ke
 Paths are bytes end to end (no decoding on the hot path; undecodable names survive). Symlinks
 and special files are not followed nor tracked, so a link loop is harmless. Problems are events,
 not exceptions: an unreadable folder yields `FAILED_DIR` (its recorded entries must be kept),
-an unreadable file `FAILED`. A file that vanishes between listing and lstat is simply absent.
+a folder whose `.gitignore` cannot be read `FAILED_RULES` (the same, reported through the
+rules' errors), a name whose type cannot be read `FAILED_ENTRY` (it may be a file or a folder,
+so both are kept), an unreadable file `FAILED`. A file that vanishes between listing and lstat
+is simply absent.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ class EventKind(Enum):
     FILE = 1
     FAILED = 2
     FAILED_DIR = 3
+    FAILED_RULES = 4
+    FAILED_ENTRY = 5
 
 
 class ScanEvent(NamedTuple):
-    """`path` is root-relative bytes; for FAILED_DIR it ends with `/` (a prefix).
+    """`path` is root-relative bytes; for FAILED_DIR and FAILED_RULES it is a prefix (ending
+    with `/`, or empty for the root).
 
     `stat_result` is set for FILE, `error` (one line) for the failures. The walk yields plain
     tuples of this shape (building a named tuple per file costs more than the comparison).
@@ -52,6 +58,9 @@ def describe_os_error(error: OSError) -> str:
 
 def walk(root: bytes, rules: IgnoreRules) -> Iterator[tuple]:
     """Yield the scan events of the tree under `root` (an absolute bytes path)."""
+    if rules.root_unreadable:
+        yield EventKind.FAILED_RULES, b"", None, "ignore file unreadable"
+        return
     opened = _open_folder(root, b"", rules, ())
     if isinstance(opened, ScanEvent):
         yield tuple(opened)
@@ -66,6 +75,11 @@ def walk(root: bytes, rules: IgnoreRules) -> Iterator[tuple]:
         prefix, frames, entries = stack[-1]
         for _sort_key, name, dir_entry, is_dir in entries:
             path = prefix + name
+            if is_dir is None:  # type unknown: the third item is the reason, not an entry
+                if not (is_ignored(frames, fsdecode(path), False)
+                        and is_ignored(frames, fsdecode(path), True)):
+                    yield EventKind.FAILED_ENTRY, path, None, dir_entry
+                continue
             if (frames or check_rules) and is_ignored(frames, fsdecode(path), is_dir):
                 continue
             if is_dir:
@@ -94,7 +108,8 @@ _Listing = tuple[bytes, tuple, Iterator[tuple[bytes, bytes, "os.DirEntry[bytes]"
 def _open_folder(
     folder: bytes, prefix: bytes, rules: IgnoreRules, frames: tuple
 ) -> _Listing | ScanEvent:
-    """List one folder in index order and load its `.gitignore`; a failure is a FAILED_DIR."""
+    """List one folder in index order and load its `.gitignore`; a failure is a FAILED_DIR
+    (or FAILED_RULES when only the `.gitignore` is unreadable)."""
     try:
         with os.scandir(folder) as iterator:
             dir_entries = list(iterator)
@@ -116,9 +131,15 @@ def _open_folder(
             # A symlink is neither a folder here (not followed) nor, to lstat, a regular file:
             # it falls out of the walk without a call of its own.
             is_dir = dir_entry.is_dir(follow_symlinks=False)
-        except OSError:
+        except OSError as error:
+            # Unknown type (DT_UNKNOWN and lstat failed): dropping the name would turn it into
+            # deletions. Sorted as a file name, which comes before everything below `name/`;
+            # the walk yields FAILED_ENTRY with the reason in place of the entry.
+            listing.append((name, name, describe_os_error(error), None))
             continue
         listing.append((name + b"/" if is_dir else name, name, dir_entry, is_dir))
     listing.sort()  # by the first item, the sort key: names are unique within a folder
-    frames = rules.enter(frames, os.fsdecode(prefix), gitignore)
-    return prefix, frames, iter(listing)
+    entered = rules.enter(frames, os.fsdecode(prefix), gitignore)
+    if entered is None:
+        return ScanEvent(EventKind.FAILED_RULES, prefix, error="ignore file unreadable")
+    return prefix, entered, iter(listing)

@@ -40,6 +40,12 @@ def similarity(old_sketch: bytes, new_sketch: bytes) -> float:
     return common / max(len(old_lines), len(new_lines))
 
 
+def line_counts(sketch: bytes | None) -> Counter[int]:
+    """How often each line hash occurs in a sketch (empty for None): what scoring many pairs
+    builds once per side instead of once per pair."""
+    return Counter(array("I", sketch)) if sketch else Counter()
+
+
 class SketchStore:
     """Content id -> (permalink, sketch), in SQLite. Read-only unless opened `writable`.
 
@@ -64,8 +70,10 @@ class SketchStore:
                     "CREATE TABLE IF NOT EXISTS sketch (content_id BLOB PRIMARY KEY, "
                     "permalink TEXT, lines BLOB NOT NULL) WITHOUT ROWID")
             elif self.path.exists():
-                self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
-                                                   check_same_thread=False)
+                # A real file URI: a folder named like "a?b#c" must not turn the rest of the
+                # path into a query or fragment (sqlite would then create a file elsewhere).
+                self._connection = sqlite3.connect(self.path.absolute().as_uri() + "?mode=ro",
+                                                   uri=True, check_same_thread=False)
         except sqlite3.Error:
             self._connection = None
         return self._connection

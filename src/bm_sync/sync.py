@@ -383,12 +383,18 @@ class SyncEngine:
         report.sort()
         report.unchanged, report.hashed = run.unchanged, run.hashed
         report.warnings.extend(run.warnings)
+        if run.index_rebuilt and not report.rebuilt:  # a corrupt entry met mid-scan
+            report.rebuilt, report.rebuild_reason = True, "the index is corrupt"
         report.failed, report.failed_total = failures.failures(), failures.total
         if report.rebuilt:
             # Before `finish`, so that relations into swept rows are resolved again there.
             store = await self._entity_store()
             moves, deleted = await store.sweep(applied_paths | excluded)
             self._report_sweep(report, moves, deleted)
+            # Files that failed keep their rows; the new index must list them too (smudged),
+            # or the counts disagree and every later sync rebuilds again.
+            for row in await store.rows(sorted(excluded)):
+                run.keep_unexamined(*row)
         needs_database = (report.change_count or report.rebuilt or hard_failures
                           or state.failing_paths & applied_paths or state.token is None)
         meta: dict[str, object] = {"db_token": state.token}

@@ -44,7 +44,8 @@ class Project(Base):
 
 class Entity(Base):
     """A tracked file. `checksum` is the content id from the index, `checksum_kind` how it was
-    computed (full / partial / none). `permalink` is set for markdown notes only."""
+    computed (full / partial / none). `permalink` and `tags` (frontmatter tags, a JSON list)
+    are set for markdown notes only."""
 
     __tablename__ = "entity"
     __table_args__ = (
@@ -66,6 +67,7 @@ class Entity(Base):
     checksum_kind: Mapped[str | None] = mapped_column(String, nullable=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tags: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list, notes only
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now,
                                                  onupdate=utc_now)

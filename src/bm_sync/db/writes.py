@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bm_sync.db.models import Entity, Observation, Relation, SyncFailure
 
 ENTITY_COLUMNS = ("file_path", "permalink", "title", "entity_type", "content_type", "checksum",
-                  "checksum_kind", "size", "mtime")
+                  "checksum_kind", "size", "mtime", "tags")
 _SQLITE_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 

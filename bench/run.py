@@ -543,6 +543,9 @@ def main(argv: list[str] | None = None) -> None:
                                               vars(args).items()}, "warnings": WARNINGS}
     for section in wanted:
         started, code_before = time.perf_counter(), code_fingerprint()
+        load_start = os.getloadavg()
+        log(f"{section}: load average at start {load_start[0]:.2f} {load_start[1]:.2f} "
+            f"{load_start[2]:.2f}")
         if section == "status" and numeric:
             result = bench_status(args.workdir, numeric, args.runs, args.changes)
         elif section == "index" and numeric:
@@ -556,6 +559,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             continue
         result["section_s"] = time.perf_counter() - started
+        result["loadavg_start"], result["loadavg_end"] = load_start, os.getloadavg()
+        log(f"{section}: load average at end {result['loadavg_end'][0]:.2f}")
         result["code"] = code_after = code_fingerprint()
         if code_after != code_before:
             warn(f"{section}: bm_sync's source changed during the section "

@@ -66,6 +66,14 @@ def notes() -> Path:
     subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
+def share_state_with_everyone(root: Path) -> None:
+    """Let the unprivileged user of `as_unprivileged` write `.basic-memory/` (made by root)."""
+    for folder, _folders, files in os.walk(root / ".basic-memory"):
+        os.chmod(folder, 0o777)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666)
+
+
 def as_unprivileged(function: Callable[[], Any]) -> Any:
     """Run `function` where file permissions apply, and return its (picklable) result.
 

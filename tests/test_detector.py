@@ -9,7 +9,8 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -298,25 +299,32 @@ def test_recorded_file_name_not_utf8_keeps_its_entry(notes: Path) -> None:
     assert list(read_index(detector.index_path).entries()) == []
 
 
-def test_file_changing_while_hashed_is_not_recorded_clean(notes: Path) -> None:
-    path = notes / "growing.bin"
-    path.write_bytes(b"\0" * (8 << 20))
+@contextmanager
+def being_appended(path: Path, chunk: bytes) -> Iterator[None]:
+    """A real writer thread appending to `path` for as long as the block runs."""
     stop = threading.Event()
 
     def keep_appending() -> None:
         with open(path, "ab") as handle:
             while not stop.is_set():
-                handle.write(b"x" * 4096)
+                handle.write(chunk)
                 handle.flush()
 
     writer = threading.Thread(target=keep_appending)
     writer.start()
     try:
         time.sleep(0.05)
-        hashed = hash_file(path, NEVER_PARTIAL)
+        yield
     finally:
         stop.set()
         writer.join()
+
+
+def test_file_changing_while_hashed_is_not_recorded_clean(notes: Path) -> None:
+    path = notes / "growing.bin"
+    path.write_bytes(b"\0" * (8 << 20))
+    with being_appended(path, b"x" * 4096):
+        hashed = hash_file(path, NEVER_PARTIAL)
     assert hashed.stable is False
 
 
@@ -324,22 +332,8 @@ def test_file_changing_while_recorded_is_smudged(notes: Path) -> None:
     """The index must never vouch for a stat taken while the file was being written."""
     path = notes / "growing.txt"
     path.write_bytes(b"line\n" * (1 << 20))
-    stop = threading.Event()
-
-    def keep_appending() -> None:
-        with open(path, "ab") as handle:
-            while not stop.is_set():
-                handle.write(b"more\n" * 800)
-                handle.flush()
-
-    writer = threading.Thread(target=keep_appending)
-    writer.start()
-    try:
-        time.sleep(0.05)
+    with being_appended(path, b"more\n" * 800):
         report = Detector(notes, policy=NEVER_PARTIAL).record()
-    finally:
-        stop.set()
-        writer.join()
     assert report.added == ["growing.txt"]
     (entry,) = read_index(Detector(notes).index_path).entries()
     assert entry.ctime_ns == 0  # smudged: no stat can ever match it

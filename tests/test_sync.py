@@ -14,7 +14,7 @@ import pytest
 
 from bm_sync import Detector
 from bm_sync.sync import SyncEngine
-from tests.conftest import BM, as_unprivileged, bm_json, run_bm, write
+from tests.conftest import BM, as_unprivileged, bm_json, run_bm, share_state_with_everyone, write
 
 IDEA = """---
 title: Git Index Idea
@@ -233,10 +233,7 @@ def test_unreadable_file_fails_without_deletion_and_trips_the_breaker(notes: Pat
     write(notes, "b.md", "# B\n")
     assert run_bm("sync", str(notes), "--quiet").returncode == 0
     write(notes, "b.md", "# B changed\n").chmod(0o000)
-    for folder, _folders, files in os.walk(notes / ".basic-memory"):
-        os.chmod(folder, 0o777)
-        for name in files:
-            os.chmod(os.path.join(folder, name), 0o666)
+    share_state_with_everyone(notes)
 
     def sync_unprivileged():
         import asyncio
@@ -516,10 +513,7 @@ def test_a_file_failing_during_a_rebuild_does_not_rebuild_forever(notes: Path) -
     assert run_bm("sync", str(notes), "--quiet").returncode == 0
     (notes / ".basic-memory" / "index").unlink()  # forces a rebuild...
     (notes / "b.md").chmod(0o000)  # ...during which b.md cannot be read
-    for folder, _folders, files in os.walk(notes / ".basic-memory"):
-        os.chmod(folder, 0o777)
-        for name in files:
-            os.chmod(os.path.join(folder, name), 0o666)
+    share_state_with_everyone(notes)
 
     def sync_twice():
         import asyncio

@@ -537,3 +537,77 @@ def test_a_file_failing_during_a_rebuild_does_not_rebuild_forever(notes: Path) -
     report = bm_json("sync", str(notes))
     assert report["failed"] == [] and report["deleted"] == []
     assert Detector(notes).status().change_count == 0
+
+
+def _many_notes(root: Path, count: int) -> None:
+    for number in range(count):
+        write(root, f"n{number // 100}/note {number}.md", f"# Note {number}\n- [fact] {number}\n")
+
+
+def test_progress_bar_on_a_terminal_then_one_summary_line(notes: Path) -> None:
+    import pty
+
+    _many_notes(notes, 1500)
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([*BM, "sync", str(notes)], stdin=secondary, stdout=secondary,
+                               stderr=secondary, env={**os.environ, "COLUMNS": "100"})
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=120) == 0
+    os.close(primary)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "sync" in screen and "hashed" in screen and "applied" in screen  # the bar ran
+    last = screen.replace("\r", "\n").strip().splitlines()[-1]
+    assert "1500 added, 0 modified, 0 deleted, 0 moved, 0 failed in " in last
+
+
+def test_a_second_real_sync_exits_at_once_while_the_first_runs(notes: Path) -> None:
+    _many_notes(notes, 3000)
+    first = subprocess.Popen([*BM, "sync", str(notes), "--quiet"], stderr=subprocess.PIPE,
+                             text=True)
+    database = notes / ".basic-memory" / "memory.db"
+    deadline = time.monotonic() + 60
+    while not database.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the first sync is past its start: it holds the lock
+    second = run_bm("sync", str(notes))
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert second.returncode == 1
+    assert "another bm process" in second.stderr and len(second.stderr.splitlines()) == 1
+    assert len(entities(notes)) == 3000 and Detector(notes).status().change_count == 0
+
+
+def test_breaker_retries_after_an_hour_and_the_failure_record_is_capped(notes: Path) -> None:
+    write(notes, "ok.md", "# Ok\n")
+    for number in range(150):
+        write(notes, f"locked/n{number:03}.md", f"# {number}\n").chmod(0o000)
+    assert run_bm("sync", str(notes), "--quiet").returncode == 0  # as root: all readable
+    for number in range(150):
+        write(notes, f"locked/n{number:03}.md", f"# {number} changed\n").chmod(0o000)
+    share_state_with_everyone(notes)
+
+    def sync_once():
+        import asyncio
+
+        async def run():
+            async with SyncEngine.open(notes) as engine:
+                report = await engine.sync()
+            return len(report.failed), report.failed_total, report.failed[0].error
+
+        return asyncio.run(run())
+
+    for _ in range(3):
+        assert as_unprivileged(sync_once) == (100, 150, "permission denied")
+    listed, total, error = as_unprivileged(sync_once)
+    assert (listed, total) == (100, 150) and error.startswith("skipped")
+    with sqlite3.connect(db_path(notes)) as connection:  # an hour and a minute later...
+        connection.execute("UPDATE sync_failure SET last_failed_at = last_failed_at - 3660")
+    assert as_unprivileged(sync_once)[2] == "permission denied"  # ...it is tried again
+    assert len(entities(notes)) == 151  # nothing was deleted along the way

@@ -455,7 +455,11 @@ async def test_rebuild_keeps_a_moved_note_and_its_incoming_relations(notes: Path
     (notes / ".basic-memory" / "index").unlink()  # the index is lost...
     (notes / "b").mkdir()
     os.rename(notes / "a/target.md", notes / "b/target.md")  # ...and the note moved meanwhile
-    report = await sync(notes)
+    heard = []
+    async with SyncEngine.open(notes) as engine:
+        report = await engine.sync(on_change=lambda change: heard.append(
+            (change.kind.value, change.old_path, change.path)))
+    assert ("moved", "a/target.md", "b/target.md") in heard  # the app hears of the move
     assert report.rebuilt and report.moved == [("a/target.md", "b/target.md")]
     assert "b/target.md" not in report.added and report.deleted == []
     assert entities(notes)["b/target.md"][0] == target_id

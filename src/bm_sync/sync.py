@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bm_sync.changes import Change, Failure
+from bm_sync.changes import Change, ChangeKind, Failure
 from bm_sync.detector import Detector, StatusReport
 from bm_sync.errors import IndexCorrupt
 from bm_sync.hashing import HashPolicy
@@ -391,6 +391,12 @@ class SyncEngine:
             store = await self._entity_store()
             moves, deleted = await store.sweep(applied_paths | excluded)
             self._report_sweep(report, moves, deleted)
+            if on_change is not None:  # the app hears of these like of any other change
+                for change in [*(Change(ChangeKind.MOVED, new, old) for old, new in moves),
+                               *(Change(ChangeKind.DELETED, path) for path in deleted)]:
+                    outcome = on_change(change)
+                    if inspect.isawaitable(outcome):
+                        await outcome
             # Files that failed keep their rows; the new index must list them too (smudged),
             # or the counts disagree and every later sync rebuilds again.
             for row in await store.rows(sorted(excluded)):

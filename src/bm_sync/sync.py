@@ -385,6 +385,8 @@ class SyncEngine:
         report.warnings.extend(run.warnings)
         if run.index_rebuilt and not report.rebuilt:  # a corrupt entry met mid-scan
             report.rebuilt, report.rebuild_reason = True, "the index is corrupt"
+        if report.rebuilt and report.rebuild_reason:
+            report.warnings.append(f"rebuilt by a full scan: {report.rebuild_reason}")
         report.failed, report.failed_total = failures.failures(), failures.total
         if report.rebuilt:
             # Before `finish`, so that relations into swept rows are resolved again there.

@@ -58,7 +58,9 @@ def test_status_up_to_date_message(notes: Path) -> None:
 
 def test_usage_errors_exit_2_with_one_line(notes: Path) -> None:
     for args in (["status", str(notes / "missing")], ["status", "--bogus"],
-                 ["status", str(notes), "--full-hash-max-mb", "-1"]):
+                 ["status", str(notes), "--full-hash-max-mb", "-1"],
+                 ["status", str(notes), "--full-hash-max-mb", "inf"],
+                 ["sync", str(notes), "--partial-hash-max-mb", "nan"]):
         result = run_bm(*args)
         assert result.returncode == 2, args
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -56,8 +56,8 @@ def _policy(full_hash_max_mb: float, partial_hash_max_mb: float | None) -> HashP
             partial_hash_max_bytes=None if partial_hash_max_mb is None
             else int(partial_hash_max_mb * MIB),
         )
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from error
+    except (ValueError, OverflowError) as error:  # nan, inf, negative sizes
+        raise typer.BadParameter(f"a size in MB must be a finite number >= 0 ({error})") from error
 
 
 def _detector(path: Path, policy: HashPolicy) -> Detector:

@@ -615,3 +615,94 @@ def test_breaker_retries_after_an_hour_and_the_failure_record_is_capped(notes: P
         connection.execute("UPDATE sync_failure SET last_failed_at = last_failed_at - 3660")
     assert as_unprivileged(sync_once)[2] == "permission denied"  # ...it is tried again
     assert len(entities(notes)) == 151  # nothing was deleted along the way
+
+
+async def test_a_crash_then_an_undo_still_converges(notes: Path) -> None:
+    """Killed after committing a move and an edit; the user then undoes both before the next
+    sync. Against the old index the files look unchanged, so the sync must not trust it."""
+    write(notes, "a.md", "# A\n")
+    write(notes, "e.md", "# E\n")
+    await sync(notes)
+    ids = {path: row[0] for path, row in entities(notes).items()}
+    os.rename(notes / "a.md", notes / "b.md")
+    original = (notes / "e.md").read_bytes()
+    write(notes, "e.md", "# E edited\n")
+
+    def interrupt(change):
+        raise KeyboardInterrupt  # stands for a kill right after the batch's commit
+
+    async with SyncEngine.open(notes) as engine:
+        with pytest.raises(KeyboardInterrupt):
+            await engine.sync(on_change=interrupt)
+    assert "b.md" in entities(notes)  # the move was committed, the index not written
+    os.rename(notes / "b.md", notes / "a.md")  # the user undoes both
+    write(notes, "e.md", original)
+    report = await sync(notes)
+    assert report.rebuilt
+    rows = entities(notes)
+    assert {path: row[0] for path, row in rows.items()} == ids
+    assert rows["e.md"][5] == subprocess.run(["git", "hash-object", str(notes / "e.md")],
+                                             capture_output=True, text=True).stdout.strip()
+    assert Detector(notes).status().change_count == 0
+
+
+def test_a_rebuild_never_deletes_below_an_unreadable_folder(notes: Path) -> None:
+    write(notes, "sub/a.md", "# A\n")
+    write(notes, "b.md", "# B\n- relates [[A]]\n")
+    assert run_bm("sync", str(notes), "--quiet").returncode == 0
+    (notes / ".basic-memory" / "index").unlink()
+    (notes / "sub").chmod(0o000)
+    share_state_with_everyone(notes)
+
+    def sync_twice():
+        import asyncio
+
+        async def run():
+            reports = []
+            for _ in range(2):
+                async with SyncEngine.open(notes) as engine:
+                    report = await engine.sync()
+                reports.append((report.rebuilt, report.deleted, [f.path for f in report.failed]))
+            return reports
+
+        return asyncio.run(run())
+
+    first, second = as_unprivileged(sync_twice)
+    assert first == (True, [], ["sub"]) and second[:2] == (False, [])
+    assert sorted(entities(notes)) == ["b.md", "sub/a.md"]
+    assert relations(notes) == {("b.md", "relates", "A", "sub/a.md")}
+
+
+async def test_a_rebuilt_move_keeps_its_frontmatter_permalink(notes: Path) -> None:
+    write(notes, "a.md", "---\npermalink: foo\n---\n# A\n")
+    write(notes, "other.md", "# Other\n- relates [[foo]]\n")
+    await sync(notes)
+    (notes / ".basic-memory" / "index").unlink()
+    os.rename(notes / "a.md", notes / "b.md")
+    report = await sync(notes)
+    assert report.rebuilt and report.moved == [("a.md", "b.md")]
+    assert entities(notes)["b.md"][1] == "foo"
+    assert relations(notes) == {("other.md", "relates", "foo", "b.md")}
+
+
+async def test_a_long_lived_engine_keeps_moves_through_a_rebuild(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    async with SyncEngine.open(notes) as engine:
+        await engine.sync()
+        first_id = entities(notes)["a.md"][0]
+        (notes / ".basic-memory" / "index").unlink()
+        os.rename(notes / "a.md", notes / "b.md")
+        report = await engine.sync()
+    assert report.moved == [("a.md", "b.md")] and entities(notes)["b.md"][0] == first_id
+
+
+async def test_editing_two_notes_together_keeps_their_permalinks(notes: Path) -> None:
+    write(notes, "foo.md", "# Foo\n")
+    await sync(notes)
+    write(notes, "x.md", "---\npermalink: foo\n---\n# X\n")  # wants foo, which is taken
+    await sync(notes)
+    assert (entities(notes)["foo.md"][1], entities(notes)["x.md"][1]) == ("foo", "foo-1")
+    write(notes, "foo.md", "# Foo edited\n")
+    write(notes, "x.md", "---\npermalink: foo\n---\n# X edited\n")
+    await sync(notes)
+    assert (entities(notes)["foo.md"][1], entities(notes)["x.md"][1]) == ("foo", "foo-1")

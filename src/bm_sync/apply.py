@@ -163,6 +163,8 @@ class EntityStore:
         self.confirmed_run_id: int | None = None
         self.version_error: str | None = None
         self.last_completed_at: Any = None  # when the last completed sync finished
+        self._marked_in_progress = False
+        self.rebuilding = False  # this sync rebuilds (set by the engine after its check)
 
     def begin_run(self, started_at: float, confirmed_run_id: int | None) -> None:
         """Start the history run of one sync. An engine may sync many times (a watcher): each
@@ -171,6 +173,25 @@ class EntityStore:
         self.run_id = None
         self.run_started_at = started_at
         self.confirmed_run_id = confirmed_run_id
+        self.version_error = None
+        self._marked_in_progress = False
+
+    async def _mark_in_progress(self, session: Any) -> None:
+        """In this sync's first write transaction: clear the project's token (`finish` issues
+        a new one). A sync killed after any commit leaves it cleared, and the next sync
+        rebuilds: a full scan whose sweep keeps identities. Nothing short of that is exact
+        once the user has also undone what the killed sync applied (moved a note back,
+        reverted an edit): against the old index the file looks unchanged."""
+        if self._marked_in_progress:
+            return
+        from sqlalchemy import update
+
+        from bm_sync.db.models import Project
+
+        # `updated_at` stays: it says when the last sync *completed* (the sweep's cutoff).
+        await session.execute(update(Project).where(Project.id == self.project_id)
+                              .values(index_token=None, updated_at=Project.updated_at))
+        self._marked_in_progress = True
 
     @classmethod
     async def open(cls, url: str, root: Path,
@@ -228,19 +249,20 @@ class EntityStore:
                 result.failed.append((Failure(item.change.path, item.error), item.change))
             else:
                 ready.append(item)
-        run_id = self.run_id  # a rolled-back transaction must not leave a dangling run id
+        # A rolled-back transaction must leave neither a dangling run id nor a mark it undid.
+        run_id, marked = self.run_id, self._marked_in_progress
         try:
             async with self.sessions() as session, session.begin():
                 await self._write(session, ready)
         except Exception:  # isolate the change that breaks the batch
-            self.run_id = run_id
+            self.run_id, self._marked_in_progress = run_id, marked
             for item in ready:
-                run_id = self.run_id
+                run_id, marked = self.run_id, self._marked_in_progress
                 try:
                     async with self.sessions() as session, session.begin():
                         await self._write(session, [item])
                 except Exception as error:  # one file's problem never aborts the run
-                    self.run_id = run_id
+                    self.run_id, self._marked_in_progress = run_id, marked
                     message = f"database: {type(error).__name__}: {str(error).splitlines()[0]}"
                     result.failed.append((Failure(item.change.path, message), item.change))
                 else:
@@ -271,7 +293,6 @@ class EntityStore:
     async def _write(self, session: Any, items: list[PreparedChange]) -> None:
         from bm_sync.db.writes import (
             delete_entities,
-            missing_paths,
             move_entity,
             replace_observations,
             replace_relations,
@@ -280,20 +301,14 @@ class EntityStore:
         )
 
         project_id = self.project_id
+        await self._mark_in_progress(session)
         await self._record_history(session, [item.change for item in items])
         deleted = [item.change.path for item in items if item.change.kind is ChangeKind.DELETED]
         if deleted:
-            for path in await missing_paths(session, project_id, deleted):
-                moved_to = await self._moved_by_a_killed_run(session, path)
-                if moved_to is not None:
-                    deleted.append(moved_to)
             await delete_entities(session, project_id, deleted)
         for item in items:
             if item.change.kind is ChangeKind.MOVED and item.change.old_path:
-                old_path = item.change.old_path
-                if await missing_paths(session, project_id, [old_path]):
-                    old_path = await self._moved_by_a_killed_run(session, old_path) or old_path
-                await move_entity(session, project_id, old_path, item.change.path)
+                await move_entity(session, project_id, item.change.old_path, item.change.path)
         rows = [item for item in items if item.entity is not None]
         if not rows:
             return
@@ -310,19 +325,6 @@ class EntityStore:
             await replace_relations(session, {
                 ids[item.change.path]: item.relations for item in markdown})
 
-    async def _moved_by_a_killed_run(self, session: Any, path: str) -> str | None:
-        """The path a killed sync already moved `path`'s entity to, when the file is no longer
-        there either (the user moved or deleted it again before this sync): the detector,
-        working from the index, still names the old path. A file still on disk at that path
-        is left to the detector (it reports it on its own)."""
-        from bm_sync.db.writes import unconfirmed_move_target
-
-        target = await unconfirmed_move_target(session, self.project_id, path,
-                                               self.confirmed_run_id, self.run_id)
-        if target is None or os.path.lexists(self.root / target):
-            return None
-        return target
-
     async def _record_history(self, session: Any, changes: list[Change]) -> None:
         """The run row and one file_change row per change, in the batch's own transaction.
 
@@ -333,7 +335,8 @@ class EntityStore:
 
         self.run_id = await record_changes(session, self.project_id, self.run_id,
                                            self.run_started_at, changes,
-                                           confirmed_run_id=self.confirmed_run_id)
+                                           confirmed_run_id=self.confirmed_run_id,
+                                           rebuild=self.rebuilding)
 
     async def _assign_permalinks(self, session: Any, items: list[PreparedChange]) -> None:
         """Unique permalinks: the desired one, else `-1`, `-2`, ... (stable across syncs).
@@ -346,12 +349,18 @@ class EntityStore:
         from sqlalchemy import select, update
 
         from bm_sync.db.models import Entity
+        from bm_sync.db.writes import is_suffixed
 
         wanted = [item for item in items if item.desired_permalink]
         if not wanted:
             return
         paths = [item.change.path for item in wanted]
+        current: dict[str, str] = {}
         for start in range(0, len(paths), 500):
+            held = await session.execute(select(Entity.file_path, Entity.permalink).where(
+                Entity.project_id == self.project_id, Entity.permalink.is_not(None),
+                Entity.file_path.in_(paths[start:start + 500])))
+            current.update({path: permalink for path, permalink in held})
             await session.execute(update(Entity).where(
                 Entity.project_id == self.project_id,
                 Entity.file_path.in_(paths[start:start + 500])).values(permalink=None))
@@ -369,8 +378,18 @@ class EntityStore:
                                if permalink not in owners})
 
         await load({item.desired_permalink for item in wanted})
+        # A note whose permalink is still the one it wants (or that with a suffix) keeps it:
+        # editing two notes together must not hand one's permalink to the other.
+        for item in wanted:
+            held = current.get(item.change.path)
+            if held is not None and (held == item.desired_permalink
+                                     or is_suffixed(held, item.desired_permalink)):
+                owners[held] = item.change.path
+                item.entity["permalink"] = held
         for item in sorted(wanted, key=lambda item: (not item.permalink_is_explicit,
                                                      item.change.path)):
+            if item.entity["permalink"] is not None:
+                continue
             path = item.change.path
             base = item.desired_permalink
             candidate, suffix = base, 0
@@ -411,8 +430,10 @@ class EntityStore:
             # A new token for every sync that wrote: the index records it next, so a database
             # put back from an older copy (or another machine) no longer matches and is rebuilt.
             self.token = uuid.uuid4().hex
+            self.last_completed_at = utc_now()  # a long-lived engine syncs again from here
             await session.execute(update(Project).where(Project.id == self.project_id)
-                                  .values(index_token=self.token, updated_at=utc_now()))
+                                  .values(index_token=self.token,
+                                          updated_at=self.last_completed_at))
         return self.token
 
     async def rows(self, paths: list[str]) -> list[tuple[str, str, HashKind, int, int]]:
@@ -435,7 +456,8 @@ class EntityStore:
                                       int((mtime or 0) * 1e9)))
         return found
 
-    async def sweep(self, tracked: set[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    async def sweep(self, tracked: set[str], unexamined: tuple[str, ...] = ()
+                    ) -> tuple[list[tuple[str, str]], list[str], list[str]]:
         """After a rebuild: settle the entities whose file the new index does not track.
 
         A rebuild starts from an empty baseline, so a file moved while the index was lost (or
@@ -445,7 +467,9 @@ class EntityStore:
         row's content against the file on disk). The inode rule needs the lost index, so it
         sits this one out. A paired old row keeps its id, incoming relations and history and
         takes the new row's path and content (`adopt_entity`); every other stale row is
-        deleted. Both are recorded in the run's history. Returns (moves, deleted).
+        deleted. Both are recorded in the run's history. Rows below a folder the scan could not
+        examine (`unexamined` prefixes) are kept whatever: a failure never turns into a
+        deletion. Returns (moves, deleted, kept).
         """
         from sqlalchemy import select
 
@@ -456,9 +480,12 @@ class EntityStore:
             result = await session.stream(
                 select(Entity.file_path, Entity.checksum).where(
                     Entity.project_id == self.project_id))
-            stale = {path: checksum async for path, checksum in result if path not in tracked}
+            untracked = {path: checksum async for path, checksum in result
+                         if path not in tracked}
+        kept = sorted(path for path in untracked if unexamined and path.startswith(unexamined))
+        stale = {path: checksum for path, checksum in untracked.items() if path not in kept}
         if not stale:
-            return [], []
+            return [], [], kept
         recent = await self._created_since_last_sync()
         fresh = {path: checksum for path, checksum in recent.items() if path not in stale}
         # A stale row that is itself recent was inserted by an interrupted run: no completed
@@ -471,6 +498,7 @@ class EntityStore:
         for start in range(0, len(pairs), 200):
             chunk = pairs[start:start + 200]
             async with self.sessions() as session, session.begin():
+                await self._mark_in_progress(session)
                 for old, new in chunk:
                     await adopt_entity(session, self.project_id, old, new)
                 await self._forget_added(session, [new for _old, new in chunk])
@@ -479,10 +507,11 @@ class EntityStore:
         for start in range(0, len(deleted), 500):
             chunk = deleted[start:start + 500]
             async with self.sessions() as session, session.begin():
+                await self._mark_in_progress(session)
                 await delete_entities(session, self.project_id, chunk)
                 await self._record_history(session, [Change(ChangeKind.DELETED, path)
                                                      for path in chunk])
-        return pairs, deleted
+        return pairs, deleted, kept
 
     async def _earlier_contents(self, paths: list[str]) -> dict[str, list[str]]:
         """path -> the content ids its history recorded, newest first. A stale row's own
@@ -591,18 +620,23 @@ class EntityStore:
             return {path: checksum async for path, checksum in result}
 
     async def _forget_added(self, session: Any, paths: list[str]) -> None:
-        """Drop this run's `added` history rows of paths the sweep turned into moves."""
-        if self.run_id is None or not paths:
+        """Drop the `added` history rows of paths the sweep turned into moves: this run's, and
+        those of interrupted runs (a killed rebuild had recorded the new path as an add). The
+        move row is the one true account; each run's counts follow."""
+        if not paths:
             return
-        from sqlalchemy import delete, func, select, update
+        from sqlalchemy import delete, func, or_, select, update
 
         from bm_sync.db.models import FileChange, SyncRun
 
-        condition = (FileChange.run_id == self.run_id, FileChange.kind == "added",
-                     FileChange.path.in_(paths))
-        count = await session.scalar(select(func.count()).select_from(FileChange)
-                                     .where(*condition))
-        if count:
-            await session.execute(delete(FileChange).where(*condition))
-            await session.execute(update(SyncRun).where(SyncRun.id == self.run_id)
+        unfinished = select(SyncRun.id).where(SyncRun.project_id == self.project_id,
+                                              SyncRun.status != "completed")
+        condition = (or_(FileChange.run_id == (self.run_id or -1),
+                         FileChange.run_id.in_(unfinished)),
+                     FileChange.kind == "added", FileChange.path.in_(paths))
+        counts = await session.execute(select(FileChange.run_id, func.count())
+                                       .where(*condition).group_by(FileChange.run_id))
+        for run_id, count in counts.all():
+            await session.execute(update(SyncRun).where(SyncRun.id == run_id)
                                   .values(added=SyncRun.added - count))
+        await session.execute(delete(FileChange).where(*condition))

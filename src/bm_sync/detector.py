@@ -188,6 +188,9 @@ class DetectionRun:
         self.hashed = 0
         self.warnings: list[str] = []
         self.index_rebuilt = False
+        # Folders this run could not examine (unreadable, or their ignore file is): nothing
+        # below them may be concluded gone. "" is the whole tree.
+        self.unexamined_prefixes: tuple[str, ...] = ()
         self.finished = False
         self._started = False
         self._scan_start_ns = 0
@@ -350,6 +353,7 @@ class DetectionRun:
                     yield from self._collect_hash(finished, *pending.pop(finished))
         finally:
             self.unchanged += unchanged
+            self.unexamined_prefixes = tuple(os.fsdecode(prefix) for prefix in failed_prefixes)
             if pool is not None:
                 for future in pending:
                     future.cancel()

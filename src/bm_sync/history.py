@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -64,7 +64,7 @@ class VersionRecord:
 
 async def record_changes(session: AsyncSession, project_id: int, run_id: int | None,
                          started_at: float, changes: list[Change],
-                         confirmed_run_id: int | None = None) -> int:
+                         confirmed_run_id: int | None = None, rebuild: bool = False) -> int:
     """Insert the run (on first use) and the changes not already recorded; return the run id.
 
     After a crash the index is behind the database, so the next sync detects again what the
@@ -73,6 +73,10 @@ async def record_changes(session: AsyncSession, project_id: int, run_id: int | N
     the last run it confirmed, `confirmed_run_id`) came after that run. A row of a completed
     run is never a replay: moving a file back and forth, or copying it back where it was, are
     real changes that happen to repeat an older row.
+
+    A `rebuild` reports every file as added (its baseline is empty): an add that repeats the
+    path's newest row is no change at all and is not recorded, and one with other content is
+    recorded as what it is, a modification.
     """
     latest = await _latest_by_path(session, project_id, [change.path for change in changes])
     rows = []
@@ -81,6 +85,11 @@ async def record_changes(session: AsyncSession, project_id: int, run_id: int | N
         previous = latest.get(change.path)
         if previous is not None and _is_replay(*previous, change, confirmed_run_id):
             continue
+        if rebuild and previous is not None and change.kind is ChangeKind.ADDED:
+            if _same_state(previous[0], change):
+                continue
+            if previous[0].kind != "deleted":
+                change = replace(change, kind=ChangeKind.MODIFIED)
         counts[change.kind] += 1
         rows.append({
             "project_id": project_id, "kind": change.kind.value, "path": change.path,

@@ -159,6 +159,7 @@ class SyncEngine:
         self._store: Any = None  # bm_sync.apply.EntityStore, opened on first write
         # The current sync's (start time, last run the index confirmed), for its history run.
         self._run: tuple[float, int | None] = (time.time(), None)
+        self._rebuilding = False
 
     @classmethod
     @asynccontextmanager
@@ -183,6 +184,7 @@ class SyncEngine:
 
             self._store = await EntityStore.open(self.database_url, self.root, self.versions)
             self._store.begin_run(*self._run)
+            self._store.rebuilding = self._rebuilding
         return self._store
 
     # -- history ------------------------------------------------------------------------------
@@ -311,8 +313,12 @@ class SyncEngine:
         self._run = (time.time(), confirmed if isinstance(confirmed, int) else None)
         if self._store is not None:
             self._store.begin_run(*self._run)
+        self._rebuilding = False
         state = await self._check_database(snapshot)
         rebuild = state.rebuild_reason is not None
+        self._rebuilding = rebuild
+        if self._store is not None:
+            self._store.rebuilding = rebuild
         report.rebuilt, report.rebuild_reason = rebuild, state.rebuild_reason
         run = self.detector.detect(writable=True, rebuild=rebuild, snapshot=snapshot,
                                    skip=state.unopened_skips(self.root))
@@ -391,7 +397,8 @@ class SyncEngine:
         if report.rebuilt:
             # Before `finish`, so that relations into swept rows are resolved again there.
             store = await self._entity_store()
-            moves, deleted = await store.sweep(applied_paths | excluded)
+            moves, deleted, kept = await store.sweep(applied_paths | excluded,
+                                                     run.unexamined_prefixes)
             self._report_sweep(report, moves, deleted)
             if on_change is not None:  # the app hears of these like of any other change
                 for change in [*(Change(ChangeKind.MOVED, new, old) for old, new in moves),
@@ -401,7 +408,7 @@ class SyncEngine:
                         await outcome
             # Files that failed keep their rows; the new index must list them too (smudged),
             # or the counts disagree and every later sync rebuilds again.
-            for row in await store.rows(sorted(excluded)):
+            for row in await store.rows(sorted(excluded | set(kept))):
                 run.keep_unexamined(*row)
         needs_database = (report.change_count or report.rebuilt or hard_failures
                           or state.failing_paths & applied_paths or state.token is None)
@@ -477,10 +484,15 @@ def judge(found: FoundState, snapshot: IndexSnapshot) -> DatabaseState:
     if found.unusable:
         state.rebuild_reason = found.unusable
     elif found.token is None:
-        # No completed sync against this database. Rows without a token were left by a sync
-        # that was killed before its end: rebuild, so the sweep drops what has gone since.
-        if snapshot.entry_count or found.entity_count:
-            state.rebuild_reason = "the database has no completed sync of this folder"
+        # No completed sync against this database: it is new or was deleted, or the last sync
+        # was killed after a commit (each sync clears the token in its first write). Rebuild,
+        # so the sweep settles whatever that sync left behind.
+        if found.revision is None and snapshot.entry_count:
+            state.rebuild_reason = "the database is missing"
+        elif snapshot.entry_count or found.entity_count:
+            state.rebuild_reason = "the last sync of this folder did not complete"
+    elif index_token is None:
+        state.rebuild_reason = "the index is missing or was not written by a sync"
     elif index_token != found.token:
         state.rebuild_reason = "the database does not belong to this index"
     elif found.revision != HEAD_REVISION:

@@ -54,7 +54,11 @@ async def open_database(url: str) -> AsyncEngine:
     if is_sqlite:
         database = url.partition(":///")[2].split("?", 1)[0]
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseUnusable(f"database {_redacted(url)!r} cannot be created: "
+                                       f"{error.strerror or error}") from error
     try:
         engine = create_async_engine(url)
     except (ArgumentError, NoSuchModuleError, InvalidRequestError) as error:

@@ -138,6 +138,9 @@ async def adopt_entity(session: AsyncSession, project_id: int, old_path: str,
     if old_id is None or new is None:
         return
     values = {column: getattr(new, column) for column in ENTITY_COLUMNS}
+    old_permalink = await session.scalar(select(Entity.permalink).where(Entity.id == old_id))
+    if old_permalink and is_suffixed(values["permalink"], old_permalink):
+        values["permalink"] = old_permalink  # the new row was only kept off its own permalink
     new_id = new.id
     await session.execute(delete(Relation).where(Relation.from_id == old_id))
     await session.execute(delete(Observation).where(Observation.entity_id == old_id))
@@ -149,52 +152,6 @@ async def adopt_entity(session: AsyncSession, project_id: int, old_path: str,
     await session.execute(delete(Entity).where(Entity.id == new_id))
     await session.execute(update(Entity).where(Entity.id == old_id)
                           .values(**values, updated_at=_now()))
-
-
-async def unconfirmed_move_target(session: AsyncSession, project_id: int, path: str,
-                                  after_run_id: int | None,
-                                  current_run_id: int | None = None) -> str | None:
-    """Where the entity that was at `path` lives now, if a run the index never confirmed moved
-    it (a sync killed after committing `a -> b`: the index still says `a`). Follows chains of
-    such moves; None when there is none, or it leads to no entity.
-
-    `after_run_id` is the last run the index confirmed; None (an index from before history)
-    falls back to every run that did not complete. The current run's own rows (it records a
-    batch's history before applying it) are not evidence.
-    """
-    from bm_sync.db.models import FileChange, SyncRun
-
-    if after_run_id is not None:
-        unconfirmed = FileChange.run_id > after_run_id
-    else:
-        unconfirmed = FileChange.run_id.in_(select(SyncRun.id).where(
-            SyncRun.project_id == project_id, SyncRun.status != "completed"))
-    earlier = FileChange.run_id != (current_run_id if current_run_id is not None else -1)
-    seen = {path}
-    current = path
-    for _hop in range(32):
-        target = await session.scalar(
-            select(FileChange.path).where(
-                FileChange.project_id == project_id, FileChange.kind == "moved",
-                FileChange.old_path == current, unconfirmed, earlier)
-            .order_by(FileChange.id.desc()).limit(1))
-        if target is None or target in seen:
-            return None
-        if await _entity_id(session, project_id, target) is not None:
-            return target
-        seen.add(target)
-        current = target
-    return None
-
-
-async def missing_paths(session: AsyncSession, project_id: int,
-                        paths: Sequence[str]) -> list[str]:
-    """The paths that have no entity."""
-    found: set[str] = set()
-    for chunk in _chunks(list(paths), 500):
-        found.update(await session.scalars(select(Entity.file_path).where(
-            Entity.project_id == project_id, Entity.file_path.in_(chunk))))
-    return [path for path in paths if path not in found]
 
 
 async def delete_entities(session: AsyncSession, project_id: int, paths: Sequence[str]) -> None:
@@ -262,6 +219,13 @@ async def clear_failure(session: AsyncSession, project_id: int, path: str) -> No
 async def _entity_id(session: AsyncSession, project_id: int, path: str) -> int | None:
     return await session.scalar(select(Entity.id).where(
         Entity.project_id == project_id, Entity.file_path == path))
+
+
+def is_suffixed(permalink: str | None, base: str) -> bool:
+    """Whether `permalink` is `base-N`, the form a conflict gives."""
+    if not permalink or not permalink.startswith(base + "-"):
+        return False
+    return permalink[len(base) + 1:].isdigit()
 
 
 def _now() -> Any:

@@ -97,10 +97,7 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
         entity["entity_type"] = "note"
         prepared.desired_permalink = permalink_from_path(path)
         return prepared
-    if versions is not None and versions.wants(path, len(raw)) and (
-        blob_id(raw) == change.content_id
-    ):
-        prepared.version = raw
+    prepared.version = _version_of(raw, change, versions)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -128,16 +125,25 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
     return prepared
 
 
+def _version_of(raw: bytes, change: Change, versions: VersionPolicy | None) -> bytes | None:
+    """`raw` when the policy wants this file's versions and the bytes read still hash to the
+    id the detector saw (no version of a state the index never recorded)."""
+    if versions is not None and versions.wants(change.path, len(raw)) and (
+        blob_id(raw) == change.content_id
+    ):
+        return raw
+    return None
+
+
 def _keep_version(root: Path, prepared: PreparedChange, versions: VersionPolicy) -> None:
-    """Read a file that is not parsed, only to store its version (when it still has the id the
-    detector saw). A read error only means no version: the entity itself needs no content."""
+    """Read a file that is not parsed, only to store its version. A read error only means no
+    version: the entity itself needs no content."""
     try:
         with open(root / prepared.change.path, "rb") as handle:
             raw = handle.read(versions.max_bytes + 1)
     except OSError:
         return
-    if len(raw) <= versions.max_bytes and blob_id(raw) == prepared.change.content_id:
-        prepared.version = raw
+    prepared.version = _version_of(raw, prepared.change, versions)
 
 
 def _describe(error: OSError) -> str:
@@ -565,9 +571,6 @@ class EntityStore:
             except OSError:
                 return None
 
-        def recorded(candidate: MoveCandidate) -> tuple[str | None, bytes] | None:
-            return sketches.get(candidate.content_id) if candidate.content_id else None
-
         def old_sketch(candidate: MoveCandidate) -> bytes | None:
             for checksum in (candidate.content_id.hex(),
                              *earlier.get(os.fsdecode(candidate.path), ())):
@@ -587,9 +590,9 @@ class EntityStore:
             # dev/ino -1 and -2: never equal, the inode rule cannot apply without the index.
             olds = []
             for path, checksum in stale.items():
-                candidate = MoveCandidate(encoded(path), content_id(checksum), -1, -1)
-                known = recorded(candidate)
-                olds.append(MoveCandidate(candidate.path, candidate.content_id, -1, -1,
+                old_id = content_id(checksum)
+                known = sketches.get(old_id) if old_id else None
+                olds.append(MoveCandidate(encoded(path), old_id, -1, -1,
                                           permalink=known[0] if known else None))
             news = [MoveCandidate(encoded(path), content_id(checksum), -2, -2,
                                   permalink=new_permalink(path))

@@ -132,13 +132,14 @@ async def adopt_entity(session: AsyncSession, project_id: int, old_path: str,
     """The row at `new_path` is the note that was at `old_path` (a move a rebuild found): keep
     the old row's id (its incoming relations, its history) and give it the new row's content,
     observations and outgoing relations, so the result equals what a fresh sync builds."""
-    old_id = await _entity_id(session, project_id, old_path)
+    old = (await session.execute(select(Entity.id, Entity.permalink).where(
+        Entity.project_id == project_id, Entity.file_path == old_path))).first()
     new = (await session.execute(select(Entity).where(
         Entity.project_id == project_id, Entity.file_path == new_path))).scalar_one_or_none()
-    if old_id is None or new is None:
+    if old is None or new is None:
         return
+    old_id, old_permalink = old
     values = {column: getattr(new, column) for column in ENTITY_COLUMNS}
-    old_permalink = await session.scalar(select(Entity.permalink).where(Entity.id == old_id))
     if old_permalink and is_suffixed(values["permalink"], old_permalink):
         values["permalink"] = old_permalink  # the new row was only kept off its own permalink
     new_id = new.id

@@ -170,15 +170,17 @@ class EntityStore:
         self.version_error: str | None = None
         self.last_completed_at: Any = None  # when the last completed sync finished
         self._marked_in_progress = False
-        self.rebuilding = False  # this sync rebuilds (set by the engine after its check)
+        self.rebuilding = False  # this sync rebuilds (its history records real differences)
 
-    def begin_run(self, started_at: float, confirmed_run_id: int | None) -> None:
+    def begin_run(self, started_at: float, confirmed_run_id: int | None,
+                  rebuilding: bool) -> None:
         """Start the history run of one sync. An engine may sync many times (a watcher): each
         sync is its own run, timed from its own start. `confirmed_run_id` is the last run the
         index recorded; only rows of later (interrupted) runs can be replays."""
         self.run_id = None
         self.run_started_at = started_at
         self.confirmed_run_id = confirmed_run_id
+        self.rebuilding = rebuilding
         self.version_error = None
         self._marked_in_progress = False
 

@@ -157,9 +157,9 @@ class SyncEngine:
         self.wait = wait
         self.versions = versions or VersionPolicy()
         self._store: Any = None  # bm_sync.apply.EntityStore, opened on first write
-        # The current sync's (start time, last run the index confirmed), for its history run.
-        self._run: tuple[float, int | None] = (time.time(), None)
-        self._rebuilding = False
+        # The current sync's (start time, last run the index confirmed, rebuilding?), handed
+        # to the entity store for its history run (`EntityStore.begin_run`).
+        self._run: tuple[float, int | None, bool] = (time.time(), None, False)
 
     @classmethod
     @asynccontextmanager
@@ -184,7 +184,6 @@ class SyncEngine:
 
             self._store = await EntityStore.open(self.database_url, self.root, self.versions)
             self._store.begin_run(*self._run)
-            self._store.rebuilding = self._rebuilding
         return self._store
 
     # -- history ------------------------------------------------------------------------------
@@ -309,16 +308,13 @@ class SyncEngine:
         snapshot, warning = self._read_snapshot()
         if warning:
             report.warnings.append(warning)
+        started = time.time()
         confirmed = snapshot.meta.get("history_run_id") if snapshot else None
-        self._run = (time.time(), confirmed if isinstance(confirmed, int) else None)
+        state = await self._check_database(snapshot)  # reads only
+        rebuild = state.rebuild_reason is not None
+        self._run = (started, confirmed if isinstance(confirmed, int) else None, rebuild)
         if self._store is not None:
             self._store.begin_run(*self._run)
-        self._rebuilding = False
-        state = await self._check_database(snapshot)
-        rebuild = state.rebuild_reason is not None
-        self._rebuilding = rebuild
-        if self._store is not None:
-            self._store.rebuilding = rebuild
         report.rebuilt, report.rebuild_reason = rebuild, state.rebuild_reason
         run = self.detector.detect(writable=True, rebuild=rebuild, snapshot=snapshot,
                                    skip=state.unopened_skips(self.root))

@@ -5,8 +5,8 @@ the sync engine hands over the bytes it read to parse the note, and they are sto
 id (only when they still hash to it). Identical content is stored once.
 
 Bounded memory and few files: during a sync, new blobs are appended to a spool file; at the
-end, one pack is streamed from it (dulwich's `add_pack_data` takes an iterator), so a sync
-writes one pack, not thousands of loose objects, whatever the number of notes.
+end, one pack and its index are streamed from it in one pass (`_write_pack`), so a sync writes
+one pack, not thousands of loose objects, whatever the number of notes.
 
 Packs are merged as they accumulate: every lookup probes every pack and every open pack holds
 file descriptors, so after a few hundred syncs an unmerged store made `bm sync` fail with "Too

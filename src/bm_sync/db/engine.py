@@ -34,10 +34,6 @@ def migrations_dir() -> Path:
     return package.parents[1] / "alembic"
 
 
-def default_database_url(root: Path) -> str:
-    return f"sqlite+aiosqlite:///{root / '.basic-memory' / 'memory.db'}"
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL (readers never block the writer), foreign keys on, a patient busy timeout."""
     cursor = dbapi_connection.cursor()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from bm_sync import Detector
-from tests.conftest import bm_json, run_bm, write
+from tests.helpers import bm_json, run_bm, write
 
 
 def test_status_text_groups_and_counts(notes: Path) -> None:

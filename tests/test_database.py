@@ -10,7 +10,7 @@ from pathlib import Path
 from bm_sync.db import HEAD_REVISION
 from bm_sync.db.engine import migrations_dir, open_database
 from bm_sync.sync import SyncEngine
-from tests.conftest import REPO, write
+from tests.helpers import REPO, write
 
 
 def alembic(*args: str, url: str) -> subprocess.CompletedProcess[str]:

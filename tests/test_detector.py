@@ -18,7 +18,7 @@ import pytest
 from bm_sync import ChangeKind, Detector, HashKind, HashPolicy
 from bm_sync.hashing import hash_file
 from bm_sync.index_format import IndexEntry, read_index, write_index
-from tests.conftest import OLD_NS, as_unprivileged, backdate, run_bm, write
+from tests.helpers import OLD_NS, as_unprivileged, backdate, run_bm, write
 
 # Large enough that a file growing under a writer thread stays fully hashed.
 NEVER_PARTIAL = HashPolicy(full_hash_max_bytes=1 << 40, chunk_bytes=4096)

@@ -14,7 +14,7 @@ import pytest
 
 from bm_sync.sync import SyncEngine
 from bm_sync.versions import MAX_PACKS, VersionPolicy, blob_id
-from tests.conftest import BM, REPO, bm_json, run_bm, write
+from tests.helpers import BM, REPO, bm_json, run_bm, write
 
 
 def sync(root: Path, *args: str) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bm_sync import Detector
-from tests.conftest import as_unprivileged, write
+from tests.helpers import as_unprivileged, write
 
 
 def added(root: Path, **kwargs) -> list[str]:

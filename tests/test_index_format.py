@@ -10,7 +10,7 @@ import pytest
 
 from bm_sync import Detector, HashKind, HashPolicy, IndexCorrupt
 from bm_sync.index_format import IndexEntry, parse_index, read_index, write_index
-from tests.conftest import write
+from tests.helpers import write
 
 
 def git(*args: str, index: Path, cwd: Path) -> str:

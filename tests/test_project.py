@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import bm_sync
-from tests.conftest import REPO, run_bm
+from tests.helpers import REPO, run_bm
 
 
 def test_all_is_exactly_the_public_namespace() -> None:

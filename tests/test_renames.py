@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from bm_sync import Detector, HashPolicy
-from tests.conftest import write
+from tests.helpers import write
 
 BODY = "".join(f"- line number {number} of a fairly ordinary note\n" for number in range(20))
 

@@ -14,7 +14,7 @@ import pytest
 
 from bm_sync import Detector
 from bm_sync.sync import SyncEngine
-from tests.conftest import BM, as_unprivileged, bm_json, run_bm, share_state_with_everyone, write
+from tests.helpers import BM, as_unprivileged, bm_json, run_bm, share_state_with_everyone, write
 
 IDEA = """---
 title: Git Index Idea

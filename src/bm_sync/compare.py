@@ -1,13 +1,23 @@
-"""The one decision that keeps unchanged files unread: does a file's lstat still match its entry?
+"""The one decision that keeps unchanged files unread: can a file's lstat vouch for its entry?
 
-Kept pure and tiny on purpose (restic's `fileChanged` is the model): it is the predicate every
-path of every run goes through, and the one a reviewer must be able to check at a glance.
+Kept pure and tiny on purpose (restic's `fileChanged` is the model): `is_unchanged` is the
+predicate every path of every run goes through, and the one a reviewer must be able to check
+at a glance. It combines three questions, each its own function: does the stat still match
+(`stat_matches`), was the entry recorded too close to its file's last write to be trusted
+(`is_racy`), and would today's hash policy still make the id the entry holds (the kind)?
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from typing import TYPE_CHECKING
+
+from bm_sync.changes import HashKind
+from bm_sync.index_format import RawEntry
+
+if TYPE_CHECKING:
+    from bm_sync.hashing import HashPolicy
 
 _U32 = 0xFFFFFFFF
 _NS = 1_000_000_000
@@ -23,7 +33,28 @@ def git_mode(st_mode: int) -> int:
     return 0o100755 if st_mode & stat.S_IXUSR else 0o100644
 
 
-def stat_matches(record: tuple, stat_result: os.stat_result) -> bool:
+def is_unchanged(record: RawEntry, stat_result: os.stat_result, *, racy_after_ns: int,
+                 recorded_kind: HashKind, policy: HashPolicy) -> bool:
+    """Whether the file may be taken as unchanged without being read.
+
+    True only when its lstat matches the entry (`stat_matches`: size, mtime, ctime, inode,
+    device, mode; a smudged entry, ctime 0, never does), the entry is not racy (`is_racy`
+    against `racy_after_ns`, see `racy_threshold`), and the policy still asks for the kind of
+    id the entry holds (`recorded_kind`): after a change of thresholds the file is re-hashed.
+    The kind test costs nothing in the common case (a full id, a file under the full-hash
+    limit).
+    """
+    size = stat_result.st_size
+    return (stat_matches(record, stat_result)
+            and not is_racy(record, racy_after_ns)
+            and (recorded_kind is _FULL and size <= policy.full_hash_max_bytes
+                 or policy.kind_for(size) is recorded_kind))
+
+
+_FULL = HashKind.FULL
+
+
+def stat_matches(record: RawEntry, stat_result: os.stat_result) -> bool:
     """True when size, mtime, ctime, inode, device and mode all equal the recorded ones.
 
     `record` is the entry as the index stores it (`IndexSnapshot.records()`): times as
@@ -73,7 +104,7 @@ def racy_threshold(index_file_mtime_ns: int, recorded_racy_after_ns: object) -> 
     return index_file_mtime_ns
 
 
-def is_racy(record: tuple, threshold_ns: int) -> bool:
+def is_racy(record: RawEntry, threshold_ns: int) -> bool:
     """Whether the recorded stat cannot prove the content unchanged (see `racy_threshold`).
 
     Recorded seconds wrap at 2**32, so a pre-1970 mtime reads back as a time after 2038 and

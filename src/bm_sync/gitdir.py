@@ -10,7 +10,10 @@ a `config` whose `core.worktree = ..` points back at the notes folder. Then, fro
     git --git-dir=<root>/.basic-memory status --porcelain  # what changed, as git sees it
 
 `info/exclude` hides what bm never tracks by default (hidden names, bm's own folder), so git's
-untracked files are bm's added ones. `HEAD` points at a branch that has no commit: git lists
+untracked files are bm's added ones. An empty `index.lock` is kept in place: git takes that
+lock to write the index, and a `git status` that finds a touched file would otherwise write
+it back without bm's extensions (metadata, hash kinds), forcing a rebuild. With it, git reads
+and never writes (`git add` says the index is locked); bm writes its index under another name. `HEAD` points at a branch that has no commit: git lists
 every entry as staged ("A" in the first column of `status --porcelain`); the second column is
 what changed on disk since the index was recorded (M, D, and `??` for new files).
 
@@ -37,11 +40,16 @@ EXCLUDE = """# Written by bm-sync: what bm does not track by default.
 """
 
 
+GIT_WRITE_GUARD = "index.lock"
+
+
 def ensure_git_dir(state_dir: Path) -> None:
-    """Add what git needs to `state_dir` to read it as a git directory (once)."""
-    if (state_dir / "HEAD").exists():
-        return
+    """Add what git needs to `state_dir` to read it as a git directory (once), and the guard
+    that keeps git from writing the index (every time: a user may have removed it)."""
     try:
+        _write_new(state_dir / GIT_WRITE_GUARD, "")
+        if (state_dir / "HEAD").exists():
+            return
         for folder in ("refs/heads", "refs/tags", "objects/info", "objects/pack", "info"):
             (state_dir / folder).mkdir(parents=True, exist_ok=True)
         _write_new(state_dir / "info" / "exclude", EXCLUDE)

@@ -356,7 +356,7 @@ def write_index(
 ) -> None:
     """Atomically replace the index with `entries` (which must be in bytewise path order).
 
-    The file is written to `index.lock` beside it, flushed to disk, then renamed over the old
+    The file is written to `index.bm-new` beside it, flushed to disk, then renamed over the old
     index: a crash leaves either the old or the new index, never a mix. `entries` must be
     re-iterable (dulwich walks it twice) and yield exactly `entry_count` items.
     `non_full_entries` lists the entries whose kind is not FULL (for the kinds extension).
@@ -381,8 +381,9 @@ def write_index(
                               digest.digest())[8:]
 
     extensions.append(EndOfIndexEntries(EOIE_EXTENSION, b""))
-    lock_path = index_path.with_name(index_path.name + ".lock")
-    with open(lock_path, "wb", buffering=1 << 20) as raw_file:
+    # Not git's `index.lock`: that name is kept taken, so git never rewrites bm's index.
+    new_path = index_path.with_name(index_path.name + ".bm-new")
+    with open(new_path, "wb", buffering=1 << 20) as raw_file:
         writer = IndexChecksumWriter(raw_file)
         # A sized, re-iterable view is all dulwich's writer uses of its Sequence.
         dulwich_write_index(writer, cast("Sequence[SerializedIndexEntry]", serialized),
@@ -390,7 +391,7 @@ def write_index(
         writer.write_checksum()
         raw_file.flush()
         os.fsync(raw_file.fileno())
-    os.replace(lock_path, index_path)
+    os.replace(new_path, index_path)
     _fsync_directory(index_path.parent)
 
 

@@ -13,9 +13,11 @@ a `config` whose `core.worktree = ..` points back at the notes folder. Then, fro
 untracked files are bm's added ones. An empty `index.lock` is kept in place: git takes that
 lock to write the index, and a `git status` that finds a touched file would otherwise write
 it back without bm's extensions (metadata, hash kinds), forcing a rebuild. With it, git reads
-and never writes (`git add` says the index is locked); bm writes its index under another name. `HEAD` points at a branch that has no commit: git lists
-every entry as staged ("A" in the first column of `status --porcelain`); the second column is
-what changed on disk since the index was recorded (M, D, and `??` for new files).
+and never writes (`git add` says the index is locked); bm writes its index under another name.
+
+`HEAD` points at a branch that has no commit: git lists every entry as staged ("A" in the
+first column of `status --porcelain`); the second column is what changed on disk since the
+index was recorded (M, D, and `??` for new files), which is what `bm status` reports.
 
 Files that already exist are left as they are (a user may have tuned the config). Failing to
 write them is not an error of the sync: the index is what matters, this only adds a view.

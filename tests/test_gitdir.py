@@ -101,3 +101,15 @@ def test_a_user_tuned_config_is_kept(synced: Path, tmp_path: Path) -> None:
     run_bm("sync", "--quiet", str(synced), check=True)
     assert "name = me" in config.read_text()
     assert git(synced, "config", "user.name", cwd=tmp_path).strip() == "me"
+
+
+def test_a_folder_synced_before_becomes_readable_on_the_next_sync(synced: Path,
+                                                                  tmp_path: Path) -> None:
+    """An index written by an older bm (no git files beside it) gains them on the next sync,
+    even one with nothing to do."""
+    state = synced / ".basic-memory"
+    for name in ("HEAD", "config", "index.lock"):
+        (state / name).unlink()
+    run_bm("sync", "--quiet", str(synced), check=True)
+    assert git(synced, "ls-files", cwd=tmp_path).splitlines() == ["a.md", "b.md", "d.md",
+                                                                  "sub/c.md"]

@@ -96,6 +96,8 @@ class IndexRecording:
         old_meta = dict(self.snapshot.meta)
         new_meta = {**old_meta, **(meta or {})}
         if not self.changed and not exclude and new_meta == old_meta:
+            if index_path.exists():  # an index written before git could read it
+                ensure_git_dir(index_path.parent)
             return False
         for path in exclude:
             self._entries.pop(path)

@@ -78,8 +78,7 @@ CASES: list[tuple[str, Change, HashKind, HashPolicy, bool]] = [
 def test_unchanged_rules(note: os.stat_result, case: str, change: Change,
                          recorded_kind: HashKind, policy: HashPolicy, expected: bool) -> None:
     entry = raw_entry(note, **change(note))
-    assert is_unchanged(entry, note, racy_after_ns=THRESHOLD_NS, recorded_kind=recorded_kind,
-                        policy=policy) is expected
+    assert is_unchanged(entry, note, THRESHOLD_NS, recorded_kind, policy) is expected
 
 
 @pytest.mark.parametrize(("mtime_offset_s", "racy"), [
@@ -93,8 +92,7 @@ def test_racy_entries_are_not_trusted(note: os.stat_result, mtime_offset_s: int,
     threshold = note.st_mtime_ns - mtime_offset_s * NS
     entry = raw_entry(note)
     assert is_racy(entry, threshold) is racy
-    assert is_unchanged(entry, note, racy_after_ns=threshold, recorded_kind=HashKind.FULL,
-                        policy=HashPolicy()) is not racy
+    assert is_unchanged(entry, note, threshold, HashKind.FULL, HashPolicy()) is not racy
 
 
 def test_pre_1970_mtime_is_trusted_by_stat(tmp_path: Path) -> None:
@@ -103,8 +101,8 @@ def test_pre_1970_mtime_is_trusted_by_stat(tmp_path: Path) -> None:
     path.write_bytes(b"x")
     os.utime(path, ns=(-5 * NS, -5 * NS))
     stat_result = os.lstat(path)
-    assert is_unchanged(raw_entry(stat_result), stat_result, racy_after_ns=THRESHOLD_NS,
-                        recorded_kind=HashKind.FULL, policy=HashPolicy())
+    assert is_unchanged(raw_entry(stat_result), stat_result, THRESHOLD_NS, HashKind.FULL,
+                        HashPolicy())
 
 
 @pytest.mark.parametrize(("file_mtime", "recorded", "expected"), [
@@ -125,5 +123,5 @@ def test_large_size_compares_modulo_2_32(tmp_path: Path) -> None:
     os.utime(path, ns=(OLD_NS, OLD_NS))
     stat_result = os.lstat(path)
     policy = HashPolicy(full_hash_max_bytes=MIB)
-    assert is_unchanged(raw_entry(stat_result), stat_result, racy_after_ns=THRESHOLD_NS,
-                        recorded_kind=HashKind.PARTIAL, policy=policy)
+    assert is_unchanged(raw_entry(stat_result), stat_result, THRESHOLD_NS, HashKind.PARTIAL,
+                        policy)

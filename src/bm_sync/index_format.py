@@ -121,7 +121,7 @@ class IndexSnapshot:
         """Yield `(path, record)` in index order; `record` is the raw on-disk tuple
         (ctime s, ctime ns, mtime s, mtime ns, dev, ino, mode, uid, gid, size, sha1, flags).
 
-        The hot path compares records with `compare.stat_matches` and only builds an
+        The hot path compares records with `compare.is_unchanged` and only builds an
         `IndexEntry` for the few paths that need one. Raises `IndexCorrupt` (possibly after
         yielding some records) when the entries do not fit the space the header and the
         extensions leave them; see the class docstring for why this is not checked at load.

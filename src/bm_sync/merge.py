@@ -22,7 +22,7 @@ from bm_sync.ignore import IgnoreRules
 from bm_sync.index_format import MAX_PATH_BYTES, IndexEntry, IndexSnapshot, RawEntry
 from bm_sync.pairing import MovePairing, candidate_of, change_of
 from bm_sync.recording import IndexRecording, smudged
-from bm_sync.scan import EventKind, ScanTuple, describe_os_error
+from bm_sync.scan import EventKind, describe_os_error
 from bm_sync.sketch import SketchStore
 from bm_sync.sources import PathSource
 
@@ -96,24 +96,23 @@ class MergePass:
         unchanged = 0
         FILE = EventKind.FILE
         try:
-            for event in self.source.events(root, rules):
-                kind, path, stat_result, error = event
+            for kind, path, stat_result, error in self.source.events(root, rules):
                 while current is not None and current[0] < path:
                     self._vanished(to_entry(*current), failed_prefixes)
                     current = next(entries, None)
-                old: IndexEntry | None = None
                 if current is not None and current[0] == path:
                     raw = current[1]
                     current = next(entries, None)
                     if kind is FILE and is_unchanged(
-                            raw, stat_result,  # type: ignore[arg-type]
-                            racy_after_ns=threshold, policy=policy,
-                            recorded_kind=kinds[path][0] if path in kinds else _FULL):
+                            raw, stat_result, threshold,  # type: ignore[arg-type]
+                            kinds[path][0] if kinds and path in kinds else _FULL, policy):
                         unchanged += 1
                         continue
-                    old = to_entry(path, raw)
+                    old: IndexEntry | None = to_entry(path, raw)
+                else:
+                    old = None
                 if kind is not FILE:
-                    failed_prefixes = self._failed(event, old, failed_prefixes)
+                    failed_prefixes = self._failed(kind, path, old, failed_prefixes)
                     if kind is not EventKind.FAILED_RULES:  # reported by `rules.errors`
                         yield Failure(_display(path.rstrip(b"/")) or ".", error or "unreadable")
                     continue
@@ -147,10 +146,9 @@ class MergePass:
                     future.cancel()
                 pool.shutdown(wait=True)
 
-    def _failed(self, event: ScanTuple, old: IndexEntry | None,
+    def _failed(self, kind: EventKind, path: bytes, old: IndexEntry | None,
                 failed_prefixes: tuple[bytes, ...]) -> tuple[bytes, ...]:
         """Keep what a failed scan event stands for; return the prefixes kept from now on."""
-        kind, path = event[0], event[1]
         if kind is EventKind.FAILED_DIR or kind is EventKind.FAILED_RULES:
             return _add_prefix(failed_prefixes, path)
         if kind is EventKind.FAILED_ENTRY:  # a file or a folder: keep both

@@ -23,7 +23,8 @@ next, so it gets first pick):
 Rules 2b and 4 count each line at `line_weight(line hash)` (see `sketch.similarity`): with the
 weights of `SketchStore.line_weights()`, lines many notes share (a template's frontmatter keys
 and headings) barely count, so two daily notes made from one template are not a move while the
-same note with a few lines changed still is. Without weights every line counts 1.
+same note with a few lines changed still is; lines in common must also weigh at least one
+line no other note holds (MIN_SHARED_WEIGHT). Without weights every line counts 1.
 
 This module is pure: sketches and weights come through callables, so it never touches the disk
 itself. Results depend only on the candidates, sketches and weights: every tie is broken by
@@ -39,7 +40,13 @@ from enum import StrEnum
 
 from bm_sync.changes import HashKind
 from bm_sync.hashing import is_markdown, is_sketched
-from bm_sync.sketch import LineWeight, line_counts, similarity, weighted_size
+from bm_sync.sketch import (
+    MIN_SHARED_WEIGHT,
+    LineWeight,
+    line_counts,
+    similarity,
+    weighted_size,
+)
 
 SketchLookup = Callable[["MoveCandidate"], "bytes | None"]
 Take = Callable[["MoveCandidate", "MoveCandidate", "MoveRule"], None]
@@ -255,7 +262,7 @@ def _pair_by_similarity(remaining_deleted: Remaining, remaining_added: Remaining
                 if other_count:
                     shared += min(count, other_count) * weights[line]
             score = shared / max(size, indexed_sizes[number])
-            if score >= threshold:
+            if score >= threshold and shared >= MIN_SHARED_WEIGHT:
                 old, new = ((indexed[number], candidate) if index_olds
                             else (candidate, indexed[number]))
                 scored.append((-score, old.path, new.path, old, new))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 import zlib
 from array import array
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,6 +36,9 @@ CENSUS_SAMPLE = 8192
 CENSUS_CHURN = 0.1
 # The census keeps at most this many shared lines (the most shared first): ~1 MB in memory.
 MAX_COMMON_LINES = 65536
+
+# Weighted similarity needs lines in common worth at least one line no other note holds.
+MIN_SHARED_WEIGHT = 1.0
 
 LineWeight = Callable[[int], float]
 
@@ -52,7 +56,9 @@ def similarity(old_sketch: bytes, new_sketch: bytes,
     """Lines in common / lines of the larger side, from 0.0 to 1.0 (0.0 if either is empty).
 
     With `line_weight`, every line counts at its weight (in common and in the sizes), so lines
-    many notes share say little; a side whose lines all weigh 0 scores 0.0.
+    many notes share say little. Lines in common that weigh less than one line no other note
+    holds (MIN_SHARED_WEIGHT) score 0.0: two notes made of nothing but template lines have a
+    high ratio and no evidence. Unweighted, any line in common weighs that much.
     """
     old_counts = line_counts(old_sketch)
     new_counts = line_counts(new_sketch)
@@ -65,8 +71,10 @@ def similarity(old_sketch: bytes, new_sketch: bytes,
     for line, count in old_counts.items():
         if line in new_counts:
             shared += min(count, new_counts[line]) * line_weight(line)
+    if shared < MIN_SHARED_WEIGHT:
+        return 0.0
     largest = max(weighted_size(old_counts, line_weight), weighted_size(new_counts, line_weight))
-    return shared / largest if largest > 0 else 0.0
+    return shared / largest
 
 
 def line_counts(sketch: bytes | None) -> Counter[int]:
@@ -261,14 +269,17 @@ class SketchStore:
         chunk = 500
         while examined < len(live) and sampled < CENSUS_SAMPLE:
             ids = live[examined:examined + chunk]
-            examined += len(ids)
             rows = connection.execute(
-                f"SELECT lines FROM sketch WHERE content_id IN ({','.join('?' * len(ids))}) "
-                "ORDER BY content_id", ids).fetchall()
-            for (lines,) in rows[:CENSUS_SAMPLE - sampled]:
+                "SELECT content_id, lines FROM sketch WHERE content_id IN "
+                f"({','.join('?' * len(ids))}) ORDER BY content_id", ids).fetchall()
+            examined += len(ids)
+            for row_id, lines in rows:
                 if isinstance(lines, bytes) and len(lines) % 4 == 0:
                     notes_with.update(set(array("I", lines)))
                     sampled += 1
+                    if sampled == CENSUS_SAMPLE:  # the sample covers the ids up to this one
+                        examined += bisect_right(ids, row_id) - len(ids)
+                        break
         scale = len(live) / examined if examined < len(live) else 1.0
         shared = sorted((-count, line) for line, count in notes_with.items() if count > 1)
         connection.execute("DELETE FROM common_line")

@@ -142,9 +142,9 @@ def stop(folder: Path) -> None:
     data = folder / "data"
     if (data / "postmaster.pid").exists():
         user = _server_user()
-        subprocess.run(_as_user(user, [str(find_bindir() / "pg_ctl"), "stop", "--pgdata",
-                                       str(data), "--mode", "immediate", "--wait"]),
-                       cwd=folder, capture_output=True, check=False, timeout=START_TIMEOUT_S)
+        subprocess.run([str(find_bindir() / "pg_ctl"), "stop", "--pgdata", str(data),
+                        "--mode", "immediate", "--wait"], cwd=folder, capture_output=True,
+                       check=False, timeout=START_TIMEOUT_S, **_as_user(user))
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -161,18 +161,18 @@ def _server_user() -> pwd.struct_passwd | None:
         ) from error
 
 
-def _as_user(user: pwd.struct_passwd | None, command: list[str]) -> list[str]:
+def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
+    """`subprocess` options that run a command as `user` (no supplementary groups)."""
     if user is None:
-        return command
-    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
-            "--", *command]
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
 def _run_as(user: pwd.struct_passwd | None, command: list[str], *, cwd: Path, what: str,
             log: Path | None = None) -> None:
-    result = subprocess.run(_as_user(user, command), cwd=cwd, capture_output=True, text=True,
-                            check=False, timeout=START_TIMEOUT_S + 30,
-                            env={**os.environ, "LC_ALL": "C"})
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False,
+                            timeout=START_TIMEOUT_S + 30, env={**os.environ, "LC_ALL": "C"},
+                            **_as_user(user))
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()
         if log is not None and log.exists():

@@ -19,7 +19,7 @@ from bm_sync.markdown import (
     parse_note,
     title_from_path,
 )
-from tests.helpers import run_bm, write
+from tests.helpers import REPO, run_bm, write
 
 
 def relations(text: str) -> list[tuple[str, str, str | None]]:
@@ -167,6 +167,10 @@ TITLE_ROWS = [
     ("```\n# code\n```\n# Real\n", "n.md", "Real"),
     ("`# code span`\n", "n.md", "n"),
     ("\n\n---\ntitle: After blank lines\n---\n", "n.md", "After blank lines"),
+    # After blank lines, `---` that opens no closed mapping is a thematic break: body.
+    ("\n---\nAn intro.\n---\n# Heading\n", "n.md", "Heading"),
+    ("\n---\nnever closed\n# Heading\n", "n.md", "Heading"),
+    ("\n---\n- a list\n---\n# Heading\n", "n.md", "Heading"),
     ("\ufeff---\ntitle: After a BOM\n---\n", "n.md", "After a BOM"),
     ("---\r\ntitle: CRLF\r\n---\r\n", "n.md", "CRLF"),
     ("---\ntitle: Dots\n...\n", "n.md", "Dots"),
@@ -240,13 +244,15 @@ ERROR_ROWS = [
     ("---\ntitle: T\n---\n", None),
     ("---\ntitle: [unclosed\n---\n", "broken YAML frontmatter"),
     ("---\ntitle: a: b\n---\n", "(line 2)"),
-    ("\n\n---\ntitle: ok\nbad: a: b\n---\n", "(line 5)"),
+    ("---\ntitle: ok\n\nbad: a: b\n---\n", "(line 4)"),
     ("---\ntitle: x\n", "no closing '---' line"),
     ("---\n- a list\n---\n", "not a mapping (found list)"),
     ("---\ndate: 2024-02-30\n---\n", "broken YAML frontmatter"),
     ("---\na: 1\n---\nb: 2\n---\n", None),  # the first closing line ends the block
     ("\n---\ntitle: T\n---\n", "frontmatter after 1 blank line: read"),
     ("\n \n\t\n---\ntitle: T\n---\n", "frontmatter after 3 blank lines: read"),
+    ("\n---\nAn intro with [[Link]].\n---\n# Heading\n", None),
+    ("\n---\nnever closed\n", None),
     ("---\ntitle: [a, b]\n---\n", "frontmatter 'title' is not text: ignored"),
     ("---\npermalink: {a: 1}\n---\n", "frontmatter 'permalink' is not text: ignored"),
     ("---\ntype: [a, b]\n---\n", "frontmatter 'type' is not text: ignored"),
@@ -254,6 +260,11 @@ ERROR_ROWS = [
     ("---\na: &a [*a]\n---\n", "aliases expand to more than"),
     ("---\nbase: &b {x: 1, y: [1, 2]}\nother: *b\ntitle: T\n---\n", None),
 ]
+
+
+def test_a_thematic_break_after_blank_lines_keeps_the_links_below_it() -> None:
+    assert relations("\n---\nAn intro with [[Link]].\n---\n- uses [[Tool]]\n") == [
+        ("links_to", "Link", None), ("uses", "Tool", None)]
 
 
 @pytest.mark.parametrize(("text", "expected"), ERROR_ROWS)
@@ -269,6 +280,7 @@ PERMALINK_HEADS = [
     "---\npermalink: a/b\n---\n",
     "\ufeff---\npermalink: a/b\n---\n",
     "\n\n---\npermalink: a/b\n---\n",
+    "\n\n---\npermalink: [a/b\n---\n",
     "---\r\npermalink: ' /a/b/ '\r\n---\r\n",
     "---\npermalink: [a/b]\n---\n",
     "---\npermalink: 'a\\0b'\n---\n",
@@ -414,3 +426,34 @@ def test_parsed_note_fields_are_stable() -> None:
     assert [field.name for field in dataclasses.fields(ParsedNote)] == [
         "title", "entity_type", "permalink", "tags", "frontmatter", "observations",
         "relations", "error"]
+
+
+def test_the_example_of_docs_markdown_md_parses_as_documented() -> None:
+    document = (REPO / "docs" / "markdown.md").read_text()
+    example = document.split("```markdown\n", 1)[1].split("```\n", 1)[0]
+    note = parse_note(example, "coffee/Coffee Brewing Methods.md")
+    assert (note.title, note.entity_type, note.permalink, note.tags, note.error) == (
+        "Coffee Brewing Methods", "guide", "coffee/brewing", ("coffee", "brewing"), None)
+    assert observations(example) == [
+        ("method", "Pour over gives more clarity than a French press", ("taste",),
+         "blind test, 2024")]
+    assert relations(example) == [
+        ("relates_to", "Coffee Bean Origins", None),
+        ("pairs well with", "Breakfast", "mornings only"),
+        ("links_to", "Grinders", None),
+        ("links_to", "Tea Brewing Methods", None),
+    ]
+
+
+def test_notes_without_frontmatter_never_import_yaml() -> None:
+    """The fast path: YAML is imported by the first note that has frontmatter, not before."""
+    import subprocess
+    import sys
+
+    check = ("import sys\nfrom bm_sync.markdown import frontmatter_permalink, parse_note\n"
+             "parse_note('\\n\\n# T\\n- uses [[A]]\\n- [f] x #t\\n---\\n', 'a.md')\n"
+             "frontmatter_permalink(b'# T\\npermalink: x\\n')\n"
+             "assert 'yaml' not in sys.modules\n"
+             "parse_note('---\\ntitle: T\\n---\\n', 'a.md')\n"
+             "assert 'yaml' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", check], check=True, cwd=REPO)

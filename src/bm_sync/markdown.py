@@ -8,9 +8,9 @@ YAML is parsed only when a note has frontmatter (with PyYAML's C loader when pre
 The grammar (frontmatter, title, observations, relations, tasks, tags, code, limits) is written
 out in docs/markdown.md; tests/test_markdown.py holds it row by row. In short:
 
-- frontmatter: a `---` line that is the first non-blank line, closed by the next `---` or `...`
-  line. A broken block never fails the note: it becomes `ParsedNote.error` and the title comes
-  from the file name;
+- frontmatter: a `---` first line, closed by the next `---` or `...` line (after blank lines,
+  only a closed YAML mapping is frontmatter; anything else is body). A broken block never fails
+  the note: it becomes `ParsedNote.error` and the title comes from the file name;
 - observation: `- [category] text #tag (context)`; task items (`- [ ]`, `- [x]`, `- [-]`) are not;
 - relation: `- relation_type [[Target]] rest` or `- "multi word type" [[Target]] rest`: one word
   or one quoted phrase directly before the item's first link. Any other `[[Target]]` is a
@@ -167,19 +167,22 @@ def parse_note(text: str, path: str) -> ParsedNote:
     body = text
     opening = _FRONTMATTER_OPEN.match(text)
     if opening:
-        if opening.group(1):
-            blank_lines = opening.group(1).count("\n")
-            report.add(f"frontmatter after {blank_lines} blank line"
-                       f"{'s' if blank_lines > 1 else ''}: read, but other tools want '---' "
-                       "on the first line")
+        # After blank lines, `---` may as well be a thematic break: the block is frontmatter
+        # only when it is closed and a YAML mapping; otherwise it is body, and no error.
+        blank_lines = opening.group(1).count("\n")
         closing = _FRONTMATTER_CLOSE.search(text, opening.end())
         if closing is None:
-            broken = "broken frontmatter: no closing '---' line"
+            if not blank_lines:
+                broken = "broken frontmatter: no closing '---' line"
         else:
-            first_line = text.count("\n", 0, opening.end()) + 1
-            frontmatter, broken = _load_frontmatter(text[opening.end():closing.start()],
-                                                    first_line)
-            body = text[closing.end():]
+            loaded, problem = _load_frontmatter(text[opening.end():closing.start()],
+                                                blank_lines + 2)
+            if not blank_lines or problem is None:
+                frontmatter, broken, body = loaded, problem, text[closing.end():]
+            if blank_lines and problem is None:
+                report.add(f"frontmatter after {blank_lines} blank line"
+                           f"{'s' if blank_lines > 1 else ''}: read, but other tools want "
+                           "'---' on the first line")
     heading, observations, relations = _parse_body(body, report)
     permalink = _text_field(frontmatter, "permalink", report)
     if permalink is not None:

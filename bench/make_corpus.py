@@ -3,6 +3,7 @@
     python bench/make_corpus.py OUT --notes 10000 [--seed 1] [--git]
     python bench/make_corpus.py OUT --notes 2000 --binaries 10 --binary-mb 40 --largest-mb 8
     python bench/make_corpus.py OUT --preset tenant [--git]   # 2,590 notes + 31 binaries (80 MB)
+    python bench/make_corpus.py OUT --notes 0 --daily 366      # a year of templated daily notes
 
 Notes look like a real knowledge base: YAML frontmatter (title, type, tags; a permalink on
 about 30%), a `# heading`, paragraphs with inline [[links]], `- [category] text #tag (context)`
@@ -11,12 +12,18 @@ observations and `- relation [[Other Title]]` relations, 0.5-8 KB each, in neste
 (`.obsidian/`, `*.tmp`) and a few files it ignores. `--git` makes the folder a committed git
 repository with a refreshed index, the reference for `git status`.
 
+`--daily N` adds N daily notes from one template (from 2024-01-01 on, in `Journal/Daily/YYYY/`)
+and a weekly review from another every Sunday: the same frontmatter keys, headings and prompts
+in every note, a different body of 1-12 lines, as an Obsidian or Logseq journal looks. They are
+what two different notes made from one template look like to the move rules.
+
 The same seed and options always give the same paths and bytes. Stdlib only; one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -25,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,19 +197,90 @@ def note_text(note: Note, rng: random.Random, pool: list[str], titles: list[str]
     return "\n".join(head + body + observations + relations) + "\n"
 
 
-def write_notes(root: Path, notes: list[Note], rng: random.Random) -> int:
-    """Write every note; return the bytes written."""
+def note_texts(notes: list[Note], rng: random.Random) -> Iterator[tuple[Note, str]]:
+    """Each note with its text, one at a time (a 100k corpus is never held in memory)."""
     pool = sentence_pool(rng)
     titles = [note.title for note in notes]
+    for note in notes:
+        yield note, note_text(note, rng, pool, titles)
+
+
+def write_notes(root: Path, notes: list[Note], rng: random.Random) -> int:
+    """Write every note; return the bytes written."""
     made: set[str] = set()
     total = 0
-    for note in notes:
+    for note, text in note_texts(notes, rng):
         if note.folder not in made:
             os.makedirs(root / note.folder, exist_ok=True)
             made.add(note.folder)
-        data = note_text(note, rng, pool, titles).encode()
+        data = text.encode()
         with open(root / note.folder / f"{note.title}.md", "wb") as handle:
             handle.write(data)
+        total += len(data)
+    return total
+
+
+def daily_note_text(day: datetime.date, rng: random.Random, pool: list[str],
+                    titles: list[str]) -> str:
+    """A daily note from the journal template: fixed keys, headings and prompts, 1-12 lines of
+    body (focus items, tasks, notes, a journal paragraph), links to the days around it."""
+    iso = day.isoformat()
+    body_lines = int(math.exp(rng.uniform(0, math.log(12))))
+    focus = [f"- {rng.choice(pool).rstrip('.?!')}" for _ in range(rng.randint(0, 2))]
+    tasks = [f"- [{rng.choice(' x')}] {rng.choice(pool).rstrip('.?!')}"
+             for _ in range(rng.randint(0, 3))]
+    notes = [paragraph(rng, pool, titles) for _ in range(max(0, body_lines - len(focus)
+                                                            - len(tasks) - 1))]
+    journal = [rng.choice(pool)]
+    previous, following = day - datetime.timedelta(days=1), day + datetime.timedelta(days=1)
+    lines = ["---", f"title: {iso}", "type: daily", f"date: {iso}", "tags: [daily, journal]",
+             "---", "", f"# {day.strftime('%A, %d %B %Y')}", "", "## Focus", *focus, "",
+             "## Tasks", *tasks, "", "## Notes", *notes, "", "## Journal",
+             "- Mood:", "- Energy:", *journal, "", "## Links",
+             f"- previous [[{previous.isoformat()}]]", f"- next [[{following.isoformat()}]]"]
+    return "\n".join(lines) + "\n"
+
+
+def weekly_review_text(day: datetime.date, rng: random.Random, pool: list[str]) -> str:
+    """A weekly review from its template: seven prompts, an answer of 0-2 lines under each."""
+    year, week, _weekday = day.isocalendar()
+    lines = ["---", f"title: {year}-W{week:02d}", "type: weekly-review",
+             "tags: [review, weekly]", "---", "", f"# Week {week}, {year}", ""]
+    for prompt in ("## Wins", "## Lessons", "## What drained energy", "## Next week",
+                   "## Open loops", "## Gratitude", "## Score"):
+        lines += [prompt, *(f"- {rng.choice(pool)}" for _ in range(rng.randint(0, 2))), ""]
+    return "\n".join(lines) + "\n"
+
+
+def daily_paths(days: int) -> list[tuple[datetime.date, str]]:
+    """(day, relative path) of each daily note, and of a weekly review every Sunday."""
+    paths = []
+    for number in range(days):
+        day = datetime.date(2024, 1, 1) + datetime.timedelta(days=number)
+        paths.append((day, f"Journal/Daily/{day.year}/{day.isoformat()}.md"))
+        if day.isoweekday() == 7:
+            year, week, _weekday = day.isocalendar()
+            paths.append((day, f"Journal/Weekly/{year}-W{week:02d}.md"))
+    return paths
+
+
+def daily_texts(days: int, seed: int, titles: list[str]) -> dict[str, str]:
+    """Relative path -> text of `days` daily notes and their weekly reviews (deterministic)."""
+    rng = random.Random(seed * 7919 + days)
+    pool = sentence_pool(rng)
+    return {path: (weekly_review_text(day, rng, pool) if "/Weekly/" in path
+                   else daily_note_text(day, rng, pool, titles or [path]))
+            for day, path in daily_paths(days)}
+
+
+def write_daily(root: Path, days: int, seed: int, titles: list[str]) -> int:
+    """Write the daily notes and weekly reviews; return the bytes written."""
+    total = 0
+    for relative, text in daily_texts(days, seed, titles).items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode()
+        path.write_bytes(data)
         total += len(data)
     return total
 
@@ -275,7 +354,8 @@ def make_git_repository(root: Path) -> None:
 
 
 def generate(root: Path, notes: int, binaries: int = 0, binary_mb: float = 0,
-             largest_mb: float = 0, seed: int = 1, git_repo: bool = False) -> dict:
+             largest_mb: float = 0, seed: int = 1, git_repo: bool = False,
+             daily: int = 0) -> dict:
     """Write the corpus into `root` (which must not exist or be empty); return a summary."""
     started = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
@@ -284,6 +364,7 @@ def generate(root: Path, notes: int, binaries: int = 0, binary_mb: float = 0,
     rng = random.Random(seed)
     plan = plan_notes(notes, rng)
     notes_bytes = write_notes(root, plan, rng)
+    daily_bytes = write_daily(root, daily, seed, [note.title for note in plan]) if daily else 0
     folders = sorted({note.folder for note in plan})
     sizes = binary_sizes(binaries, binary_mb, largest_mb, rng)
     binary_bytes = write_binaries(root, sizes, folders or ["Attachments"], rng)
@@ -292,7 +373,8 @@ def generate(root: Path, notes: int, binaries: int = 0, binary_mb: float = 0,
     if git_repo:
         make_git_repository(root)
     return {"root": str(root), "notes": notes, "folders": len(folders),
-            "notes_mb": round(notes_bytes / MIB, 1), "binaries": len(sizes),
+            "notes_mb": round(notes_bytes / MIB, 1), "daily": daily,
+            "daily_mb": round(daily_bytes / MIB, 1), "binaries": len(sizes),
             "binary_mb": round(binary_bytes / MIB, 1), "seed": seed,
             "write_s": round(written, 2), "total_s": round(time.perf_counter() - started, 2),
             "git": git_repo}
@@ -307,6 +389,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--largest-mb", type=float, default=0, help="the largest one, in MB")
     parser.add_argument("--preset", choices=["tenant"], help="tenant: 2,590 notes + 31 "
                         "binaries totalling 80 MB, the largest 16 MB (overrides the above)")
+    parser.add_argument("--daily", type=int, default=0,
+                        help="add this many templated daily notes (and weekly reviews)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--git", action="store_true", help="make it a committed git repository")
     parser.add_argument("--force", action="store_true", help="delete OUT first if it exists")
@@ -321,7 +405,8 @@ def main(argv: list[str] | None = None) -> None:
         options = dict(TENANT)
     if args.force and args.out.exists():
         shutil.rmtree(args.out)
-    summary = generate(args.out, seed=args.seed, git_repo=args.git, **options)
+    summary = generate(args.out, seed=args.seed, git_repo=args.git, daily=args.daily,
+                       **options)
     json.dump(summary, sys.stdout)
     print()
 

@@ -7,6 +7,7 @@ import json
 import os
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bm_sync import ChangeKind, Detector, HashKind, HashPolicy
-from bm_sync.hashing import hash_file
+from bm_sync.hashing import blob_id, hash_file
 from bm_sync.index_format import IndexEntry, read_index, write_index
 from tests.helpers import OLD_NS, as_unprivileged, backdate, run_bm, write
 
@@ -457,3 +458,91 @@ def test_backdate_helper_makes_state_stable(notes: Path) -> None:
     backdate(notes)
     recorded(notes)
     assert Detector(notes).status().hashed == 0
+
+
+# -- what the detector hands downstream ------------------------------------------------------
+
+
+def test_streamed_changes_carry_the_bytes_whose_id_they_name(notes: Path) -> None:
+    """A first sync's adds and later modifications carry the markdown bytes read for the hash
+    (the parse stage must parse exactly what was hashed); other files, moves and the adds held
+    for move pairing do not (memory stays bounded)."""
+    write(notes, "a.md", "# A\n")
+    write(notes, "big.md", "x" * ((1 << 20) + 1))
+    write(notes, "data.txt", "plain\n")
+    first = {change.path: change for change in Detector(notes).changes()}
+    assert first["a.md"].content == b"# A\n"
+    assert blob_id(first["a.md"].content) == first["a.md"].content_id
+    assert first["big.md"].content is None and first["data.txt"].content is None
+    assert "content" not in first["a.md"].to_json()
+    recorded(notes)
+    write(notes, "a.md", "# A, edited\n")
+    write(notes, "new.md", "# New\n")
+    os.rename(notes / "data.txt", notes / "moved.txt")
+    later = {change.path: change for change in Detector(notes).changes()}
+    assert later["a.md"].kind is ChangeKind.MODIFIED and later["a.md"].content == b"# A, edited\n"
+    assert later["new.md"].kind is ChangeKind.ADDED and later["new.md"].content is None
+    assert later["moved.txt"].kind is ChangeKind.MOVED and later["moved.txt"].content is None
+
+
+def test_blob_id_is_git_hash_object(notes: Path) -> None:
+    path = write(notes, "a.md", "some words\n")
+    expected = subprocess.run(["git", "hash-object", str(path)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert blob_id(path.read_bytes()) == expected
+
+
+def test_hashing_knows_nothing_of_markdown_syntax(notes: Path) -> None:
+    """The hash stage asks the caller what a note's head says; it never imports the parser."""
+    write(notes, "a.md", "---\npermalink: alpha\n---\n")
+    code = ("import sys; from bm_sync.hashing import hash_file, HashPolicy; "
+            f"hashed = hash_file({str(notes / 'a.md')!r}, HashPolicy()); "
+            "assert hashed.permalink is None and hashed.content, hashed; "
+            "assert 'bm_sync.markdown' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert hash_file(notes / "a.md", HashPolicy(), lambda head: "seen").permalink == "seen"
+    assert Detector(notes, inspect_head=None).status().added == ["a.md"]
+
+
+def test_skipped_paths_are_typed_failures(notes: Path) -> None:
+    write(notes, "a.md", "a\n")
+    write(notes, "b.md", "b\n")
+    recorded(notes)
+    write(notes, "a.md", "a, edited\n")
+    write(notes, "b.md", "b, edited\n")
+    (notes / "b.md").chmod(0o000)
+    report = as_unprivileged(lambda: Detector(notes).detect(skip={"a.md": "not now"}).collect())
+    assert [(f.path, f.error, f.skipped) for f in report.failed] == [
+        ("a.md", "not now", True), ("b.md", "permission denied", False)]
+
+
+def test_a_root_reached_through_a_symlink_is_the_same_root(notes: Path) -> None:
+    write(notes, "a.md", "a\n")
+    recorded(notes)
+    link = notes.parent / (notes.name + "-link")
+    os.symlink(notes, link)
+    try:
+        assert Detector(link).root == Detector(notes).root == Path(os.path.realpath(notes))
+        assert Detector(link).index_path == Detector(notes).index_path
+        result = run_bm("status", "--json", str(link))
+        assert result.returncode == 0 and json.loads(result.stdout)["unchanged"] == 1
+    finally:
+        link.unlink()
+
+
+def test_status_works_in_a_read_only_folder(notes: Path) -> None:
+    write(notes, "a.md", "a\n")
+    write(notes, "b.md", "b\n")
+    recorded(notes)
+    write(notes, "a.md", "a, edited\n")
+    write(notes, "c.md", "c\n")
+    os.unlink(notes / "b.md")
+    for folder in (notes, notes / ".basic-memory"):
+        folder.chmod(0o555)
+    try:
+        report = as_unprivileged(lambda: Detector(notes).status())
+    finally:
+        for folder in (notes, notes / ".basic-memory"):
+            folder.chmod(0o755)
+    assert (report.added, report.modified, report.deleted, report.failed) == (
+        ["c.md"], ["a.md"], ["b.md"], [])

@@ -14,13 +14,17 @@ different number of bytes than its size) is retried, then reported `stable=False
 detector never records it as clean.
 
 Text files small enough also get, from the same read, the similarity sketch used to find
-moved-and-edited notes and, for markdown, the frontmatter permalink.
+moved-and-edited notes; markdown files also keep the bytes read (what the parse stage parses,
+so it parses exactly what was hashed) and whatever the caller's `inspect_head` makes of their
+first 64 KiB (the detector passes the frontmatter permalink reader). This module knows
+nothing of markdown syntax: the caller hands the reader in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bm_sync.changes import HashKind
@@ -30,7 +34,11 @@ MIB = 1 << 20
 KIB = 1 << 10
 MARKDOWN_SUFFIXES = (b".md", b".markdown")
 SKETCHED_SUFFIXES = (*MARKDOWN_SUFFIXES, b".txt")
+HEAD_BYTES = 64 * KIB
 _ATTEMPTS = 3
+
+# What the caller makes of a markdown file's first bytes (the frontmatter permalink).
+HeadInspector = Callable[[bytes], "str | None"]
 
 
 def _default_workers() -> int:
@@ -80,7 +88,11 @@ class HashPolicy:
 
 @dataclass(frozen=True, slots=True)
 class HashedFile:
-    """A content id and the fstat it belongs to (what the index records)."""
+    """A content id and the fstat it belongs to (what the index records).
+
+    `content` is the whole file as read for `content_id` (markdown up to `sketch_max_bytes`),
+    `permalink` what the caller's head inspector found in it.
+    """
 
     content_id: bytes
     hash_kind: HashKind
@@ -88,14 +100,22 @@ class HashedFile:
     stable: bool
     permalink: str | None = None
     sketch: bytes | None = None
+    content: bytes | None = field(default=None, repr=False)
 
 
-def is_markdown(path: bytes) -> bool:
-    return path.lower().endswith(MARKDOWN_SUFFIXES)
+def is_markdown(path: bytes | str) -> bool:
+    """Whether `path` names a markdown note (`.md`, `.markdown`, any case): the one rule."""
+    raw = os.fsencode(path) if isinstance(path, str) else path
+    return raw.lower().endswith(MARKDOWN_SUFFIXES)
 
 
 def is_sketched(path: bytes) -> bool:
     return path.lower().endswith(SKETCHED_SUFFIXES)
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of `data` as 40 hex digits (equal to `git hash-object`)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def stat_only_id(size: int, mtime_ns: int) -> bytes:
@@ -103,8 +123,13 @@ def stat_only_id(size: int, mtime_ns: int) -> bytes:
     return hashlib.sha1(b"bm-stat %d %d\0" % (size, mtime_ns)).digest()
 
 
-def hash_file(path: bytes | str, policy: HashPolicy) -> HashedFile:
-    """Hash one file under `policy`. Raises OSError (vanished, permission denied, ...)."""
+def hash_file(path: bytes | str, policy: HashPolicy,
+              inspect_head: HeadInspector | None = None) -> HashedFile:
+    """Hash one file under `policy`. Raises OSError (vanished, permission denied, ...).
+
+    `inspect_head` is called on the first `HEAD_BYTES` of each markdown file read whole; its
+    answer becomes `HashedFile.permalink`.
+    """
     path_bytes = os.fsencode(path)
     size = os.stat(path_bytes).st_size
     if policy.kind_for(size) is HashKind.NONE:
@@ -115,7 +140,7 @@ def hash_file(path: bytes | str, policy: HashPolicy) -> HashedFile:
     try:
         for attempt in range(_ATTEMPTS):
             before = os.fstat(descriptor)
-            hashed = _hash_open_file(descriptor, before, path_bytes, policy)
+            hashed = _hash_open_file(descriptor, before, path_bytes, policy, inspect_head)
             after = os.fstat(descriptor)
             if hashed is not None and _same_version(before, after):
                 return hashed
@@ -134,7 +159,8 @@ def _same_version(before: os.stat_result, after: os.stat_result) -> bool:
 
 
 def _hash_open_file(
-    descriptor: int, stat_result: os.stat_result, path: bytes, policy: HashPolicy
+    descriptor: int, stat_result: os.stat_result, path: bytes, policy: HashPolicy,
+    inspect_head: HeadInspector | None,
 ) -> HashedFile | None:
     """One attempt; None when the file did not yield exactly `st_size` bytes."""
     size = stat_result.st_size
@@ -146,20 +172,17 @@ def _hash_open_file(
         if content is None:
             return None
         content_id = hashlib.sha1(b"blob %d\0" % size + content).digest()
-        permalink = None
-        if is_markdown(path):
-            from bm_sync.markdown import frontmatter_permalink
-
-            permalink = frontmatter_permalink(content[: 64 * KIB])
+        markdown = is_markdown(path)
+        permalink = inspect_head(content[:HEAD_BYTES]) if markdown and inspect_head else None
         return HashedFile(content_id, kind, stat_result, stable=True, permalink=permalink,
-                          sketch=compute_sketch(content))
-    content_id = _blob_id(descriptor, size, policy.chunk_bytes)
-    return None if content_id is None else HashedFile(content_id, kind, stat_result, True)
+                          sketch=compute_sketch(content), content=content if markdown else None)
+    streamed_id = _blob_id(descriptor, size, policy.chunk_bytes)
+    return None if streamed_id is None else HashedFile(streamed_id, kind, stat_result, True)
 
 
 def _read_exactly(descriptor: int, size: int) -> bytes | None:
     os.lseek(descriptor, 0, os.SEEK_SET)
-    parts = []
+    parts: list[bytes] = []
     remaining = size
     while remaining > 0:
         part = os.read(descriptor, remaining)

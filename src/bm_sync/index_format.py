@@ -23,10 +23,10 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from bm_sync.changes import HashKind
 from bm_sync.errors import IndexCorrupt
@@ -56,6 +56,16 @@ EOIE_EXTENSION = b"EOIE"
 _EOIE = struct.Struct(">4sLL20s")
 _KIND_CODES = {HashKind.PARTIAL: b"p", HashKind.NONE: b"n"}
 _KINDS_BY_CODE = {code: kind for kind, code in _KIND_CODES.items()}
+
+
+# One entry as stored on disk, unconverted (what the hot path compares): ctime s, ctime ns,
+# mtime s, mtime ns, dev, ino, mode, uid, gid, size (32 bits), sha1 (20 bytes), flags.
+RawEntry = tuple[int, int, int, int, int, int, int, int, int, int, bytes, int]
+
+
+def corrupt_index_message(index_path: Path, error: IndexCorrupt) -> str:
+    """The one warning every reader of a corrupt index gives (detector and sync engine)."""
+    return f"index {index_path} is corrupt ({error}); rebuilding it by a full scan"
 
 
 class IndexEntry(NamedTuple):
@@ -107,11 +117,11 @@ class IndexSnapshot:
         """The state of a folder never recorded: no entries."""
         return cls(buffer=b"", entry_count=0, file_mtime_ns=0)
 
-    def records(self) -> Iterator[tuple[bytes, tuple]]:
+    def records(self) -> Iterator[tuple[bytes, RawEntry]]:
         """Yield `(path, record)` in index order; `record` is the raw on-disk tuple
         (ctime s, ctime ns, mtime s, mtime ns, dev, ino, mode, uid, gid, size, sha1, flags).
 
-        The hot path compares records with `compare.stat_matches` and only builds an
+        The hot path compares records with `compare.is_unchanged` and only builds an
         `IndexEntry` for the few paths that need one. Raises `IndexCorrupt` (possibly after
         yielding some records) when the entries do not fit the space the header and the
         extensions leave them; see the class docstring for why this is not checked at load.
@@ -140,7 +150,7 @@ class IndexSnapshot:
         if offset != end:
             raise IndexCorrupt("index entries do not end where its extensions begin")
 
-    def entry(self, path: bytes, record: tuple) -> IndexEntry:
+    def entry(self, path: bytes, record: RawEntry) -> IndexEntry:
         """The `IndexEntry` of one raw record (true size and kind from the extension)."""
         (ctime_s, ctime_n, mtime_s, mtime_n, dev, ino, mode, uid, gid, size, sha,
          _flags) = record
@@ -222,7 +232,7 @@ def _end_of_entries_from_eoie(buffer: bytes) -> int | None:
         position += _EXT_HEADER.size + _EXT_HEADER.unpack(header)[1]
     if position != start or digest.digest() != extensions_hash:
         return None
-    return offset
+    return int(offset)
 
 
 def _skip_entries(buffer: bytes, entry_count: int) -> int:
@@ -314,6 +324,7 @@ class _SerializedEntries:
 
     def __iter__(self) -> Iterator[object]:
         from dulwich.index import SerializedIndexEntry
+        from dulwich.objects import ObjectID
 
         self.entries_bytes = 0
         for entry in self._entries:
@@ -330,7 +341,7 @@ class _SerializedEntries:
                 uid=entry.uid & _U32,
                 gid=entry.gid & _U32,
                 size=entry.size & _U32,
-                sha=entry.content_id.hex().encode("ascii"),
+                sha=ObjectID(entry.content_id.hex().encode("ascii")),
                 flags=0,
                 extended_flags=0,
             )
@@ -345,12 +356,12 @@ def write_index(
 ) -> None:
     """Atomically replace the index with `entries` (which must be in bytewise path order).
 
-    The file is written to `index.lock` beside it, flushed to disk, then renamed over the old
+    The file is written to `index.bm-new` beside it, flushed to disk, then renamed over the old
     index: a crash leaves either the old or the new index, never a mix. `entries` must be
     re-iterable (dulwich walks it twice) and yield exactly `entry_count` items.
     `non_full_entries` lists the entries whose kind is not FULL (for the kinds extension).
     """
-    from dulwich.index import IndexChecksumWriter, IndexExtension
+    from dulwich.index import IndexChecksumWriter, IndexExtension, SerializedIndexEntry
     from dulwich.index import write_index as dulwich_write_index
 
     extensions = [
@@ -370,14 +381,17 @@ def write_index(
                               digest.digest())[8:]
 
     extensions.append(EndOfIndexEntries(EOIE_EXTENSION, b""))
-    lock_path = index_path.with_name(index_path.name + ".lock")
-    with open(lock_path, "wb", buffering=1 << 20) as raw_file:
+    # Not git's `index.lock`: that name is kept taken, so git never rewrites bm's index.
+    new_path = index_path.with_name(index_path.name + ".bm-new")
+    with open(new_path, "wb", buffering=1 << 20) as raw_file:
         writer = IndexChecksumWriter(raw_file)
-        dulwich_write_index(writer, serialized, version=2, extensions=extensions)
+        # A sized, re-iterable view is all dulwich's writer uses of its Sequence.
+        dulwich_write_index(writer, cast("Sequence[SerializedIndexEntry]", serialized),
+                            version=2, extensions=extensions)
         writer.write_checksum()
         raw_file.flush()
         os.fsync(raw_file.fileno())
-    os.replace(lock_path, index_path)
+    os.replace(new_path, index_path)
     _fsync_directory(index_path.parent)
 
 

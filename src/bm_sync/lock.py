@@ -28,10 +28,6 @@ class FolderLock:
         self._depth = 0
         self._descriptor: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._depth > 0
-
     @contextmanager
     def hold(self, *, wait: bool = False) -> Iterator[None]:
         """Hold the lock for the `with` block; raise `SyncLocked` if another process has it."""

@@ -20,7 +20,15 @@ next, so it gets first pick):
    best score first. Like git's `diff.renameLimit`, skipped when either side has more than
    `rename_limit` candidates, to keep the run from going quadratic.
 
-This module is pure: sketches come through callables, so it never touches the disk itself.
+Rules 2b and 4 count each line at `line_weight(line hash)` (see `sketch.similarity`): with the
+weights of `SketchStore.line_weights()`, lines many notes share (a template's frontmatter keys
+and headings) barely count, so two daily notes made from one template are not a move while the
+same note with a few lines changed still is; lines in common must also weigh at least one
+line no other note holds (MIN_SHARED_WEIGHT). Without weights every line counts 1.
+
+This module is pure: sketches and weights come through callables, so it never touches the disk
+itself. Results depend only on the candidates, sketches and weights: every tie is broken by
+path, every sum is taken in line-hash order.
 """
 
 from __future__ import annotations
@@ -32,9 +40,19 @@ from enum import StrEnum
 
 from bm_sync.changes import HashKind
 from bm_sync.hashing import is_markdown, is_sketched
-from bm_sync.sketch import line_counts, similarity
+from bm_sync.sketch import (
+    MIN_SHARED_WEIGHT,
+    LineWeight,
+    line_counts,
+    similarity,
+    weighted_size,
+)
 
 SketchLookup = Callable[["MoveCandidate"], "bytes | None"]
+Take = Callable[["MoveCandidate", "MoveCandidate", "MoveRule"], None]
+Remaining = dict[bytes, "MoveCandidate"]
+# Slack on the candidate filter's bound, so float rounding can only add candidates, never lose one.
+_BOUND_SLACK = 1e-9
 
 
 class MoveRule(StrEnum):
@@ -83,8 +101,12 @@ def pair_moves(
     similarity_threshold: float = 0.5,
     inode_threshold: float = 0.3,
     rename_limit: int = 1000,
+    line_weight: LineWeight | None = None,
 ) -> tuple[list[Move], list[MoveCandidate], list[MoveCandidate]]:
-    """Return (moves, still deleted, still added), each sorted by path."""
+    """Return (moves, still deleted, still added), each sorted by path.
+
+    `line_weight` weighs each line hash in the similarity rules (None: every line counts 1).
+    """
     moves: list[Move] = []
     if not deleted or not added:
         return moves, sorted(deleted, key=_path), sorted(added, key=_path)
@@ -98,10 +120,10 @@ def pair_moves(
 
     _pair_by_content(remaining_deleted, remaining_added, take)
     _pair_by_inode(remaining_deleted, remaining_added, take, old_sketch, new_sketch,
-                   inode_threshold)
+                   inode_threshold, line_weight)
     _pair_by_permalink(remaining_deleted, remaining_added, take)
     _pair_by_similarity(remaining_deleted, remaining_added, take, old_sketch, new_sketch,
-                        similarity_threshold, rename_limit)
+                        similarity_threshold, rename_limit, line_weight)
     moves.sort(key=lambda move: move.new.path)
     return (moves, sorted(remaining_deleted.values(), key=_path),
             sorted(remaining_added.values(), key=_path))
@@ -111,7 +133,8 @@ def _path(candidate: MoveCandidate) -> bytes:
     return candidate.path
 
 
-def _pair_by_content(remaining_deleted, remaining_added, take) -> None:
+def _pair_by_content(remaining_deleted: Remaining, remaining_added: Remaining,
+                     take: Take) -> None:
     """Per content id: same file name first (in path order), then the rest in path order.
 
     Added candidates are indexed by (content id, file name), so `mv notes archive` with
@@ -130,7 +153,7 @@ def _pair_by_content(remaining_deleted, remaining_added, take) -> None:
             deleted_by_id[candidate.content_id].append(candidate)
     for content_id, olds in deleted_by_id.items():
         taken: set[bytes] = set()
-        unpaired = []
+        unpaired: list[MoveCandidate] = []
         for old in olds:
             same_name = added_by_name.get((content_id, _basename(old.path)))
             if same_name:
@@ -144,8 +167,9 @@ def _pair_by_content(remaining_deleted, remaining_added, take) -> None:
             take(old, new, MoveRule.CONTENT)
 
 
-def _pair_by_inode(remaining_deleted, remaining_added, take, old_sketch, new_sketch,
-                   threshold) -> None:
+def _pair_by_inode(remaining_deleted: Remaining, remaining_added: Remaining, take: Take,
+                   old_sketch: SketchLookup, new_sketch: SketchLookup, threshold: float,
+                   line_weight: LineWeight | None) -> None:
     """Same (dev, ino): first with the same size and mtime (rule 2a), then by similarity (2b).
 
     Built from path-sorted candidates, so hard links (one inode, several added paths) pair
@@ -172,13 +196,14 @@ def _pair_by_inode(remaining_deleted, remaining_added, take, old_sketch, new_ske
                 continue
             old_lines, new_lines = old_sketch(old), new_sketch(new)
             if old_lines is not None and new_lines is not None and (
-                similarity(old_lines, new_lines) >= threshold
+                similarity(old_lines, new_lines, line_weight) >= threshold
             ):
                 take(old, new, MoveRule.INODE)
                 break
 
 
-def _pair_by_permalink(remaining_deleted, remaining_added, take) -> None:
+def _pair_by_permalink(remaining_deleted: Remaining, remaining_added: Remaining,
+                       take: Take) -> None:
     added_by_permalink: dict[str, MoveCandidate] = {}
     for candidate in sorted(remaining_added.values(), key=_path):
         if candidate.permalink and is_markdown(candidate.path):
@@ -191,41 +216,86 @@ def _pair_by_permalink(remaining_deleted, remaining_added, take) -> None:
             take(old, new, MoveRule.PERMALINK)
 
 
-def _pair_by_similarity(remaining_deleted, remaining_added, take, old_sketch, new_sketch,
-                        threshold, rename_limit) -> None:
-    """Score only pairs that share a line, through an inverted index line hash -> new notes.
+def _pair_by_similarity(remaining_deleted: Remaining, remaining_added: Remaining, take: Take,
+                        old_sketch: SketchLookup, new_sketch: SketchLookup, threshold: float,
+                        rename_limit: int, line_weight: LineWeight | None) -> None:
+    """Score only pairs that can reach the threshold, best score first.
 
-    Each side's line counts are built once; the lines in common of every sharing pair are
-    summed from the postings (sum of min counts: the multiset intersection `similarity`
-    computes), so unrelated notes cost nothing.
+    The smaller side goes into an inverted index (line hash -> its notes); the other side is
+    streamed, one sketch at a time, so memory follows the smaller side. A pair scores at least
+    the threshold t only if the lines in common weigh at least t times the streamed note's own
+    weight. So the streamed note's lines, rarest in the index first, are taken until those
+    left weigh less than that: a note sharing none of the lines taken cannot qualify. Only
+    notes sharing one of them are scored, exactly, which leaves unrelated notes and lines every
+    note shares (frontmatter keys, template headings) out of the work.
     """
     olds = [c for c in sorted(remaining_deleted.values(), key=_path) if is_markdown(c.path)]
     news = [c for c in sorted(remaining_added.values(), key=_path) if is_markdown(c.path)]
     if not olds or not news or len(olds) > rename_limit or len(news) > rename_limit:
         return
-    postings: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    new_sizes: list[int] = []
-    for number, new in enumerate(news):
-        counts = line_counts(new_sketch(new))
-        new_sizes.append(sum(counts.values()))
-        for line, count in counts.items():
-            postings[line].append((number, count))
-    scored = []
-    for old in olds:
-        counts = line_counts(old_sketch(old))
-        if not counts:
+    index_olds = len(olds) <= len(news)
+    indexed, streamed = (olds, news) if index_olds else (news, olds)
+    indexed_sketch, streamed_sketch = ((old_sketch, new_sketch) if index_olds
+                                       else (new_sketch, old_sketch))
+    weigh = line_weight or _unit_weight
+    postings: dict[int, list[int]] = defaultdict(list)
+    indexed_counts: list[Counter[int]] = []
+    indexed_sizes: list[float] = []
+    for number, candidate in enumerate(indexed):
+        counts = line_counts(indexed_sketch(candidate))
+        indexed_counts.append(counts)
+        indexed_sizes.append(_size(counts, line_weight))
+        for line in counts:
+            postings[line].append(number)
+    scored: list[tuple[float, bytes, bytes, MoveCandidate, MoveCandidate]] = []
+    for candidate in streamed:
+        counts = line_counts(streamed_sketch(candidate))
+        weights = {line: weigh(line) for line in counts}
+        size = _size(counts, line_weight)
+        if size <= 0:
             continue
-        old_size = sum(counts.values())
-        common: Counter[int] = Counter()
-        for line, count in counts.items():
-            for number, new_count in postings.get(line, ()):
-                common[number] += min(count, new_count)
-        for number, shared in common.items():
-            score = shared / max(old_size, new_sizes[number])
-            if score >= threshold:
-                new = news[number]
+        for number in _could_qualify(counts, weights, size, threshold, postings):
+            other = indexed_counts[number]
+            shared = 0.0
+            for line, count in counts.items():
+                other_count = other.get(line)
+                if other_count:
+                    shared += min(count, other_count) * weights[line]
+            score = shared / max(size, indexed_sizes[number])
+            if score >= threshold and shared >= MIN_SHARED_WEIGHT:
+                old, new = ((indexed[number], candidate) if index_olds
+                            else (candidate, indexed[number]))
                 scored.append((-score, old.path, new.path, old, new))
     scored.sort(key=lambda item: item[:3])
     for _score, old_path, new_path, old, new in scored:
         if old_path in remaining_deleted and new_path in remaining_added:
             take(old, new, MoveRule.SIMILARITY)
+
+
+def _unit_weight(_line: int) -> float:
+    return 1.0
+
+
+def _size(counts: Counter[int], line_weight: LineWeight | None) -> float:
+    """A sketch's weight: its line count without weights (an exact integer, as before)."""
+    return counts.total() if line_weight is None else weighted_size(counts, line_weight)
+
+
+def _could_qualify(counts: Counter[int], weights: dict[int, float], size: float,
+                   threshold: float, postings: dict[int, list[int]]) -> list[int]:
+    """The indexed notes that share one of the lines a qualifying partner must share (in
+    ascending order): lines absent from the index come first (they narrow for free), then the
+    rarest, until the lines not taken weigh less than `threshold` of `size`."""
+    needed = (1.0 - threshold) * size + _BOUND_SLACK * size
+    taken = 0.0
+    candidates: set[int] = set()
+    no_notes: list[int] = []
+    for line in sorted(counts, key=lambda line: (len(postings.get(line, no_notes)), line)):
+        if taken > needed:
+            break
+        weight = counts[line] * weights[line]
+        if weight <= 0:
+            continue
+        taken += weight
+        candidates.update(postings.get(line, no_notes))
+    return sorted(candidates)

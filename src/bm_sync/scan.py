@@ -20,7 +20,7 @@ import os
 import stat
 from collections.abc import Iterator
 from enum import Enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bm_sync.ignore import ALWAYS_SKIPPED, GITIGNORE, IgnoreRules
 
@@ -47,6 +47,12 @@ class ScanEvent(NamedTuple):
     error: str | None = None
 
 
+# A scan event as the walk yields it: the fields of `ScanEvent`, as a plain tuple.
+ScanTuple = tuple[EventKind, bytes, "os.stat_result | None", "str | None"]
+# The ignore-rule frames in force in a folder (`IgnoreRules.enter`).
+Frames = tuple[Any, ...]
+
+
 def describe_os_error(error: OSError) -> str:
     """A one-line, lowercase reason for an OSError, without the path (the record has it)."""
     if isinstance(error, PermissionError):
@@ -56,14 +62,20 @@ def describe_os_error(error: OSError) -> str:
     return (error.strerror or type(error).__name__).lower()
 
 
-def walk(root: bytes, rules: IgnoreRules) -> Iterator[tuple]:
-    """Yield the scan events of the tree under `root` (an absolute bytes path)."""
+def walk(root: bytes, rules: IgnoreRules, *, start: bytes = b"",
+         frames: Frames = ()) -> Iterator[ScanTuple]:
+    """Yield the scan events of the tree under `root` (an absolute bytes path).
+
+    `start` ("a/b/", ending with a slash) walks only that folder, under the ignore `frames`
+    of its ancestors (what an explicit path source does for a reported folder).
+    """
     if rules.root_unreadable:
         yield EventKind.FAILED_RULES, b"", None, "ignore file unreadable"
         return
-    opened = _open_folder(root, b"", rules, ())
+    folder = os.path.join(root, start.rstrip(b"/")) if start else root
+    opened = _open_folder(folder, start, rules, frames)
     if isinstance(opened, ScanEvent):
-        yield tuple(opened)
+        yield opened.kind, opened.path, opened.stat_result, opened.error
         return
     stack = [opened]
     is_ignored = rules.is_ignored
@@ -85,7 +97,7 @@ def walk(root: bytes, rules: IgnoreRules) -> Iterator[tuple]:
             if is_dir:
                 opened = _open_folder(dir_entry.path, path + b"/", rules, frames)
                 if isinstance(opened, ScanEvent):
-                    yield tuple(opened)
+                    yield opened.kind, opened.path, opened.stat_result, opened.error
                     continue
                 stack.append(opened)
                 break
@@ -102,11 +114,14 @@ def walk(root: bytes, rules: IgnoreRules) -> Iterator[tuple]:
             stack.pop()
 
 
-_Listing = tuple[bytes, tuple, Iterator[tuple[bytes, bytes, "os.DirEntry[bytes]", bool]]]
+# (sort key, name, the entry, is a folder); for a name of unknown type, the entry is the reason
+# it could not be typed and the last item is None.
+_Item = tuple[bytes, bytes, Any, "bool | None"]
+_Listing = tuple[bytes, Frames, Iterator[_Item]]
 
 
 def _open_folder(
-    folder: bytes, prefix: bytes, rules: IgnoreRules, frames: tuple
+    folder: bytes, prefix: bytes, rules: IgnoreRules, frames: Frames
 ) -> _Listing | ScanEvent:
     """List one folder in index order and load its `.gitignore`; a failure is a FAILED_DIR
     (or FAILED_RULES when only the `.gitignore` is unreadable)."""
@@ -115,7 +130,7 @@ def _open_folder(
             dir_entries = list(iterator)
     except OSError as error:
         return ScanEvent(EventKind.FAILED_DIR, prefix, error=describe_os_error(error))
-    listing = []
+    listing: list[_Item] = []
     at_root = not prefix
     include_hidden = rules.include_hidden
     gitignore = None

@@ -5,9 +5,17 @@ packed little-endian uint32 (400 bytes for a 100-line note). Similarity is git's
 line granularity: lines in common divided by the line count of the larger side, so 0.5 means
 "at least half of the lines survived".
 
+Lines are not equally telling. Notes made from one template share its frontmatter keys and
+headings, so two different daily notes can have half their lines in common without being the
+same note. A line's *weight* discounts such boilerplate: 1 for a line at most one note holds,
+1/n for a line n notes hold. Weighted similarity is the same ratio with each line counted at
+its weight, so it measures what is left once boilerplate is set aside; with every weight 1 it
+is the plain ratio above.
+
 Sketches of recorded content live in a small SQLite side file keyed by content id
 (`.basic-memory/sketches.db`), written only by a recording run, read only when an unpaired
-deletion needs one. The index stays lean: the no-change hot path never loads a sketch.
+deletion needs one. The index stays lean: the no-change hot path never loads a sketch. The same
+file keeps the line census behind the weights (see `SketchStore.commit`).
 """
 
 from __future__ import annotations
@@ -15,11 +23,25 @@ from __future__ import annotations
 import sqlite3
 import zlib
 from array import array
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 MAX_LINES = 8192
+# The line census reads at most this many live sketches (those with the smallest content ids: a
+# uniform sample, since content ids are hashes). Up to that many notes, counts are exact; past
+# it, a line must be in about 2/4096 of the notes to be seen as shared (50 notes of 100k).
+CENSUS_SAMPLE = 4096
+# A new census once this share of the last census's notes has been re-sketched since.
+CENSUS_CHURN = 0.1
+# The census keeps at most this many shared lines (the most shared first): ~1 MB in memory.
+MAX_COMMON_LINES = 65536
+
+# Weighted similarity needs lines in common worth at least one line no other note holds.
+MIN_SHARED_WEIGHT = 1.0
+
+LineWeight = Callable[[int], float]
 
 
 def compute_sketch(content: bytes) -> bytes:
@@ -30,26 +52,70 @@ def compute_sketch(content: bytes) -> bytes:
     return array("I", hashes[:MAX_LINES]).tobytes()
 
 
-def similarity(old_sketch: bytes, new_sketch: bytes) -> float:
-    """Lines in common / lines of the larger side, from 0.0 to 1.0 (0.0 if either is empty)."""
-    old_lines = array("I", old_sketch)
-    new_lines = array("I", new_sketch)
-    if not old_lines or not new_lines:
+def similarity(old_sketch: bytes, new_sketch: bytes,
+               line_weight: LineWeight | None = None) -> float:
+    """Lines in common / lines of the larger side, from 0.0 to 1.0 (0.0 if either is empty).
+
+    With `line_weight`, every line counts at its weight (in common and in the sizes), so lines
+    many notes share say little. Lines in common that weigh less than one line no other note
+    holds (MIN_SHARED_WEIGHT) score 0.0: two notes made of nothing but template lines have a
+    high ratio and no evidence. Unweighted, any line in common weighs that much.
+    """
+    old_counts = line_counts(old_sketch)
+    new_counts = line_counts(new_sketch)
+    if not old_counts or not new_counts:
         return 0.0
-    common = sum((Counter(old_lines) & Counter(new_lines)).values())
-    return common / max(len(old_lines), len(new_lines))
+    if line_weight is None:
+        common = sum((old_counts & new_counts).values())
+        return common / max(old_counts.total(), new_counts.total())
+    shared = 0.0
+    for line, count in old_counts.items():
+        if line in new_counts:
+            shared += min(count, new_counts[line]) * line_weight(line)
+    if shared < MIN_SHARED_WEIGHT:
+        return 0.0
+    largest = max(weighted_size(old_counts, line_weight), weighted_size(new_counts, line_weight))
+    return shared / largest
 
 
 def line_counts(sketch: bytes | None) -> Counter[int]:
     """How often each line hash occurs in a sketch (empty for None): what scoring many pairs
-    builds once per side instead of once per pair."""
+    builds once per side instead of once per pair. Keys come in ascending order."""
     return Counter(array("I", sketch)) if sketch else Counter()
 
 
-class SketchStore:
-    """Content id -> (permalink, sketch), in SQLite. Read-only unless opened `writable`.
+def weighted_size(counts: Counter[int], line_weight: LineWeight) -> float:
+    """The size of a sketch when each line counts at its weight (summed in key order)."""
+    return sum(count * line_weight(line) for line, count in counts.items())
 
-    The store is a cache derived from content: losing it only weakens move+edit detection.
+
+class LineWeights:
+    """A line hash's weight: 1.0, or 1/n for a line the census found in n > 1 notes.
+
+    Loads the census on first call, so handing one to `pair_moves` costs nothing when no
+    pair is ever scored (the no-change path). An empty census weighs every line 1.0.
+    """
+
+    __slots__ = ("_load", "_weights")
+
+    def __init__(self, load: Callable[[], dict[int, float]]) -> None:
+        self._load = load
+        self._weights: dict[int, float] | None = None
+
+    def __call__(self, line: int) -> float:
+        weights = self._weights
+        if weights is None:
+            weights = self._weights = self._load()
+        return weights.get(line, 1.0)
+
+
+class SketchStore:
+    """Content id -> (permalink, sketch), in SQLite, plus the line census behind the weights.
+    Read-only unless opened `writable`.
+
+    The store is a cache derived from content: losing it, or failing to write it, only weakens
+    move+edit detection (and brings back unweighted scores until the next census). No error of
+    the cache file ever escapes.
     """
 
     def __init__(self, path: Path, *, writable: bool) -> None:
@@ -57,6 +123,7 @@ class SketchStore:
         self.writable = writable
         self._connection: sqlite3.Connection | None = None
         self._pending: list[tuple[bytes, str | None, bytes]] = []
+        self._puts = 0
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._connection is not None:
@@ -69,13 +136,19 @@ class SketchStore:
                 self._connection.execute(
                     "CREATE TABLE IF NOT EXISTS sketch (content_id BLOB PRIMARY KEY, "
                     "permalink TEXT, lines BLOB NOT NULL) WITHOUT ROWID")
+                self._connection.execute(
+                    "CREATE TABLE IF NOT EXISTS common_line (line INTEGER PRIMARY KEY, "
+                    "notes REAL NOT NULL)")
+                self._connection.execute(
+                    "CREATE TABLE IF NOT EXISTS census (key TEXT PRIMARY KEY, "
+                    "value INTEGER NOT NULL)")
             elif self.path.exists():
                 # A real file URI: a folder named like "a?b#c" must not turn the rest of the
                 # path into a query or fragment (sqlite would then create a file elsewhere).
                 self._connection = sqlite3.connect(self.path.absolute().as_uri() + "?mode=ro",
                                                    uri=True, check_same_thread=False)
         except sqlite3.Error:
-            self._connection = None
+            self.close()
         return self._connection
 
     def get(self, content_id: bytes) -> tuple[str | None, bytes] | None:
@@ -92,45 +165,136 @@ class SketchStore:
             ).fetchone()
         except sqlite3.Error:
             return None
-        return (row[0], row[1]) if row else None
+        if not row or not isinstance(row[1], bytes) or len(row[1]) % 4:
+            return None  # absent, or not a sketch (a damaged cache file): no evidence
+        return row[0], row[1]
+
+    def line_weights(self) -> LineWeights:
+        """The weight of each line hash in the tree of the last census: what `pair_moves` takes
+        as `line_weight`. Lazy: the census is read on the first call of the result."""
+        return LineWeights(self._common_lines)
+
+    def _common_lines(self) -> dict[int, float]:
+        connection = self._connect()
+        if connection is None:
+            return {}
+        try:
+            rows = connection.execute("SELECT line, notes FROM common_line").fetchall()
+        except sqlite3.Error:
+            return {}  # no census table (a file from before the census) or a damaged file
+        return {line: 1.0 / notes for line, notes in rows
+                if isinstance(line, int) and isinstance(notes, float) and notes > 1}
 
     def put(self, content_id: bytes, permalink: str | None, sketch: bytes) -> None:
         """Queue a sketch; written in batches, committed by `commit()`."""
         if not self.writable:
             return
         self._pending.append((content_id, permalink, sketch))
+        self._puts += 1
         if len(self._pending) >= 500:
             self._flush()
 
     def _flush(self) -> None:
         connection = self._connect()
-        if connection is not None and self._pending:
-            connection.executemany(
-                "INSERT OR REPLACE INTO sketch VALUES (?, ?, ?)", self._pending)
-        self._pending.clear()
+        pending, self._pending = self._pending, []
+        if connection is None or not pending:
+            return
+        try:
+            connection.executemany("INSERT OR REPLACE INTO sketch VALUES (?, ?, ?)", pending)
+        except sqlite3.Error:
+            self._give_up(connection)
+
+    def _give_up(self, connection: sqlite3.Connection) -> None:
+        """Drop this run's writes (disk full, file damaged or locked): the cache only lags."""
+        try:
+            connection.rollback()
+        except sqlite3.Error:
+            pass
+        self.writable = False
 
     def commit(self, live_ids: Iterable[bytes] | None = None, live_count: int = 0) -> None:
-        """Write what is queued; prune sketches of content no longer recorded when they pile up.
+        """Write what is queued; prune sketches of content no longer recorded when they pile up;
+        take a new line census when enough notes were re-sketched since the last one.
 
-        `live_ids` is only iterated when the store holds more than twice `live_count` (+1000).
+        `live_ids` (the content ids the index now records, `live_count` of them) is iterated
+        only when the store holds more than twice `live_count` (+1000), or for a census.
+
+        The census counts, for every line hash, how many live notes hold it, over a sample of
+        at most CENSUS_SAMPLE live sketches (scaled to the whole when sampled), and keeps the
+        lines more than one note holds. It counts live content only: old versions of a note
+        edited a hundred times must not make its own lines look like boilerplate. It runs
+        after CENSUS_CHURN of the notes changed, so at 100k notes once per ~10k new sketches.
         """
         if not self.writable:
             return
         self._flush()
         connection = self._connect()
-        if connection is None:
+        if connection is None or not self.writable:
             return
+        try:
+            self._commit(connection, live_ids, live_count)
+        except sqlite3.Error:
+            self._give_up(connection)
+        self._puts = 0
+
+    def _commit(self, connection: sqlite3.Connection, live_ids: Iterable[bytes] | None,
+                live_count: int) -> None:
         (stored,) = connection.execute("SELECT count(*) FROM sketch").fetchone()
-        if live_ids is not None and stored > 2 * live_count + 1000:
-            connection.execute("CREATE TEMP TABLE live (content_id BLOB PRIMARY KEY)")
-            connection.executemany("INSERT OR IGNORE INTO live VALUES (?)",
-                                   ((content_id,) for content_id in live_ids))
-            connection.execute(
-                "DELETE FROM sketch WHERE content_id NOT IN (SELECT content_id FROM live)")
-            connection.execute("DROP TABLE live")
+        census = dict(connection.execute("SELECT key, value FROM census").fetchall())
+        churn = census.get("churn", 0) + self._puts
+        population = census.get("population")
+        prune = stored > 2 * live_count + 1000
+        recount = stored > 0 and (population is None
+                                  or churn >= max(1, CENSUS_CHURN * population))
+        if live_ids is not None and (prune or recount):
+            # Sorted: B-tree inserts in key order, and the census's sample in one pass.
+            live = sorted(set(live_ids))
+            if prune:
+                connection.execute("CREATE TEMP TABLE live (content_id BLOB PRIMARY KEY)")
+                connection.executemany("INSERT INTO live VALUES (?)",
+                                       ((content_id,) for content_id in live))
+                connection.execute(
+                    "DELETE FROM sketch WHERE content_id NOT IN (SELECT content_id FROM live)")
+                connection.execute("DROP TABLE live")
+            if recount:
+                self._take_census(connection, live)
+                churn = 0
+        connection.execute("INSERT OR REPLACE INTO census VALUES ('churn', ?)", (churn,))
         connection.commit()
+
+    def _take_census(self, connection: sqlite3.Connection, live: list[bytes]) -> None:
+        """Count the notes holding each line, over the first CENSUS_SAMPLE live sketches in
+        content id order; the counts are scaled by how many live ids that sample covered."""
+        notes_with: Counter[int] = Counter()
+        sampled = examined = 0
+        chunk = 500
+        while examined < len(live) and sampled < CENSUS_SAMPLE:
+            ids = live[examined:examined + chunk]
+            rows = connection.execute(
+                "SELECT content_id, lines FROM sketch WHERE content_id IN "
+                f"({','.join('?' * len(ids))}) ORDER BY content_id", ids).fetchall()
+            examined += len(ids)
+            for row_id, lines in rows:
+                if isinstance(lines, bytes) and len(lines) % 4 == 0:
+                    notes_with.update(set(memoryview(lines).cast("I")))
+                    sampled += 1
+                    if sampled == CENSUS_SAMPLE:  # the sample covers the ids up to this one
+                        examined += bisect_right(ids, row_id) - len(ids)
+                        break
+        scale = len(live) / examined if examined < len(live) else 1.0
+        shared = sorted((-count, line) for line, count in notes_with.items() if count > 1)
+        connection.execute("DELETE FROM common_line")
+        connection.executemany("INSERT INTO common_line VALUES (?, ?)",
+                               ((line, -negative * scale)
+                                for negative, line in shared[:MAX_COMMON_LINES]))
+        population = round(sampled * scale)
+        connection.execute("INSERT OR REPLACE INTO census VALUES ('population', ?)",
+                           (population,))
 
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.close()
+            try:
+                self._connection.close()
+            except sqlite3.Error:
+                pass
             self._connection = None

@@ -485,7 +485,6 @@ def synced_journal(root: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="needs line_weight wiring in detector.py")
 def test_bm_status_template_delete_create_is_not_a_move(notes: Path) -> None:
     """Issue 7: deleting one day and creating the next from the same template is an add and a
     delete; the new day must not inherit the old one's id and history."""

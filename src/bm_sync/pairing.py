@@ -46,6 +46,7 @@ class MovePairing:
             [candidate for candidate, _entry in added],
             old_sketch=lambda candidate: _sketch_of(store.get(candidate.content_id)),
             new_sketch=self._new_sketch,
+            line_weight=store.line_weights(),
         )
         for move in moves:
             entry = entries_by_path[move.new.path]

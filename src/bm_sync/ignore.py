@@ -1,8 +1,10 @@
 """Which paths are not part of the knowledge base: `.gitignore` files, a root `.bmignore`, the
 temporary files editors leave beside a note, and the folders bm-sync and git keep for themselves.
 
-Matching uses `pathspec`'s `GitIgnoreSpec` (real gitignore semantics: negation, anchoring,
-directory-only patterns, `**`), never hand-written fnmatch. Precedence, highest first:
+Ignore files are matched by `pathspec`'s `GitIgnoreSpec` (real gitignore semantics: negation,
+anchoring, directory-only patterns, `**`), never hand-written fnmatch; the default rules, plain
+name patterns, by one regular expression that a test holds to pathspec's verdicts. Precedence,
+highest first:
 
 1. `<root>/.bmignore`: bm's own file, so a user can exclude (or re-include with `!`) paths for bm
    alone without touching the `.gitignore` their git repository shares;

@@ -195,8 +195,10 @@ def parse_note(text: str, path: str) -> ParsedNote:
     return ParsedNote(
         # Broken frontmatter: the file name, as the issue asks; where the block really ends
         # (and so which heading is the note's) cannot be trusted.
-        title=report.cap(title, TITLE_MAX, "title") if title else title_from_path(path),
-        entity_type=report.cap(entity_type, NAME_MAX, "type") if entity_type else "note",
+        title=(title if len(title) <= TITLE_MAX else report.cap(title, TITLE_MAX, "title"))
+        if title else title_from_path(path),
+        entity_type=(entity_type if len(entity_type) <= NAME_MAX
+                     else report.cap(entity_type, NAME_MAX, "type")) if entity_type else "note",
         permalink=permalink,
         tags=_frontmatter_tags(frontmatter.get("tags"), report),
         frontmatter=frontmatter,
@@ -367,7 +369,8 @@ def _parse_body(body: str, report: _Report) -> tuple[
         target = link.split("|", 1)[0].strip()
         if not target:
             return
-        target = report.cap(target, TARGET_MAX, "link target")
+        if len(target) > TARGET_MAX:
+            target = report.cap(target, TARGET_MAX, "link target")
         key = (relation_type.casefold(), target.casefold())
         if key not in relations:
             relations[key] = Relation(relation_type, target, context)
@@ -408,11 +411,11 @@ def _parse_body(body: str, report: _Report) -> tuple[
                 observation = _OBSERVATION.match(masked, start)
                 if observation:
                     category = line[observation.start(1):observation.end(1)].strip()
-                    if not _is_task_marker(category):
+                    # A task item: `[ ]`, `[x]`, `[X]`, `[-]`, Obsidian's `[/]`, `[>]`, ...
+                    if len(category) > 1 or category.isalnum() and category not in "xX":
                         observations.append(_observation(
-                            report.cap(category, NAME_MAX, "observation category"),
-                            line[observation.start(2):], masked[observation.start(2):],
-                            report))
+                            category, line[observation.start(2):],
+                            masked[observation.start(2):], report))
                 elif "[[" in masked:
                     relation = _RELATION.match(masked, start)
                     if relation:
@@ -427,20 +430,19 @@ def _parse_body(body: str, report: _Report) -> tuple[
     return heading, tuple(observations), tuple(relations.values())
 
 
-def _is_task_marker(category: str) -> bool:
-    """`[ ]`, `[x]`, `[X]`, `[-]` and the other one-character task states of GFM and Obsidian
-    (`[/]`, `[>]`, `[?]`, `[!]`): a task, not an observation. `[a]` or `[1]` are categories."""
-    return len(category) <= 1 and (category in ("", "x", "X") or not category.isalnum())
-
-
 def _relation_type(relation: re.Match[str], line: str, report: _Report) -> str:
     """The type a relation item names: the word as written, or the quoted phrase with its
     whitespace collapsed."""
-    group = next(index for index in (1, 2, 3, 4) if relation.start(index) >= 0)
-    relation_type = line[relation.start(group):relation.end(group)]
-    if group > 1:
-        relation_type = " ".join(relation_type.split())
-    return report.cap(relation_type, NAME_MAX, "relation type")
+    start, end = relation.span(1)
+    if start >= 0:
+        relation_type = line[start:end]
+    else:  # a quoted phrase: `"..."`, `'...'` or `“...”`
+        start, end = relation.span(2 if relation.start(2) >= 0 else
+                                   3 if relation.start(3) >= 0 else 4)
+        relation_type = " ".join(line[start:end].split())
+    if len(relation_type) > NAME_MAX:
+        relation_type = report.cap(relation_type, NAME_MAX, "relation type")
+    return relation_type
 
 
 def _relation_context(rest: str, report: _Report) -> str | None:
@@ -473,16 +475,19 @@ def _observation(category: str, text: str, masked: str, report: _Report) -> Obse
         pieces.append(text[position:found.start()].rstrip())
         position = found.end()
         for name in text[found.start() + 1:found.end()].split("#"):
-            tags[report.cap(name, NAME_MAX, "tag")] = None
+            tags[name if len(name) <= NAME_MAX else report.cap(name, NAME_MAX, "tag")] = None
     pieces.append(text[position:end])
+    content = "".join(pieces).strip()
+    # Caps: tested before calling, the common case costs a comparison.
+    if len(category) > NAME_MAX:
+        category = report.cap(category, NAME_MAX, "observation category")
+    if len(content) > CONTENT_MAX:
+        content = report.cap(content, CONTENT_MAX, "observation")
+    if context is not None and len(context) > CONTEXT_MAX:
+        context = report.cap(context, CONTEXT_MAX, "observation context")
     if len(tags) > TAGS_MAX:
         report.add(f"more than {TAGS_MAX} tags on an observation: the first {TAGS_MAX} kept")
-    return Observation(
-        category,
-        report.cap("".join(pieces).strip(), CONTENT_MAX, "observation"),
-        tuple(tags)[:TAGS_MAX],
-        report.cap(context, CONTEXT_MAX, "observation context") if context else None,
-    )
+    return Observation(category, content, tuple(tags)[:TAGS_MAX], context)
 
 
 def _trailing_parenthesis(text: str, end: int) -> int:
@@ -516,17 +521,25 @@ def _frontmatter_tags(value: Any, report: _Report) -> tuple[str, ...]:
                 value = [item.strip().strip("'\"") for item in stripped[1:-1].split(",")]
     if isinstance(value, list | tuple):
         for item in value:
-            if isinstance(item, _TEXT_TYPES) and not isinstance(item, bool):
-                pieces.extend(_TAG_HASH.split(_clean(str(item))))
+            if type(item) is not str:
+                if not isinstance(item, _TEXT_TYPES) or isinstance(item, bool):
+                    continue  # a nested list or mapping is no tag
+                item = str(item)
+            if "#" in item:
+                pieces.extend(_TAG_HASH.split(item))
+            else:
+                pieces.append(item)
     elif isinstance(value, _TEXT_TYPES) and not isinstance(value, bool):
-        pieces.extend(_TAG_SEPARATORS.split(_clean(str(value))))
+        pieces.extend(_TAG_SEPARATORS.split(str(value)))
     else:
         report.add("frontmatter 'tags' is neither a list nor text: ignored")
     tags: dict[str, None] = {}
     for piece in pieces:
         tag = piece.strip().lstrip("#").strip()
         if tag:
-            tags[report.cap(tag, NAME_MAX, "tag")] = None
+            if "\0" in tag:
+                tag = tag.replace("\0", "")
+            tags[tag if len(tag) <= NAME_MAX else report.cap(tag, NAME_MAX, "tag")] = None
     if len(tags) > TAGS_MAX:
         report.add(f"more than {TAGS_MAX} tags: the first {TAGS_MAX} kept")
     return tuple(tags)[:TAGS_MAX]

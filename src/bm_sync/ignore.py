@@ -218,13 +218,6 @@ class IgnoreRules:
         return False
 
     @property
-    def active(self) -> bool:
-        """Whether `is_ignored` must be asked about every path: always, since the default
-        rules apply everywhere. A walk that tests `default_gate` on names itself needs to ask
-        about every path only when `has_root_rules` (or a `.gitignore` frame applies)."""
-        return True
-
-    @property
     def has_root_rules(self) -> bool:
         """Whether a root pattern file exists (nested `.gitignore` files are found while
         walking)."""

@@ -82,7 +82,8 @@ def walk(root: bytes, rules: IgnoreRules, *, start: bytes = b"",
     fsdecode = os.fsdecode
     S_ISREG = stat.S_ISREG
     FILE, FAILED = EventKind.FILE, EventKind.FAILED
-    check_rules = rules.active
+    check_rules = rules.has_root_rules
+    default_last, default_first = rules.default_gate
     while stack:
         prefix, frames, entries = stack[-1]
         for _sort_key, name, dir_entry, is_dir in entries:
@@ -92,7 +93,11 @@ def walk(root: bytes, rules: IgnoreRules, *, start: bytes = b"",
                         and is_ignored(frames, fsdecode(path), True)):
                     yield EventKind.FAILED_ENTRY, path, None, dir_entry
                 continue
-            if (frames or check_rules) and is_ignored(frames, fsdecode(path), is_dir):
+            if frames or check_rules:
+                if is_ignored(frames, fsdecode(path), is_dir):
+                    continue
+            elif (name[-1] in default_last or name[0] in default_first) and is_ignored(
+                    frames, fsdecode(path), is_dir):
                 continue
             if is_dir:
                 opened = _open_folder(dir_entry.path, path + b"/", rules, frames)

@@ -2,7 +2,8 @@
 
 Per-file problems (unreadable file, broken YAML, a file that vanished) are *data*: they travel as
 `Failure` records in a report and never unwind a run. Exceptions are for the run as a whole: the
-caller catches `BmSyncError` or one of its subclasses, at whatever level it cares about.
+caller catches `BmSyncError` or one of its subclasses, at whatever level it cares about. None of
+them carries a process exit code: that mapping belongs to the CLI.
 """
 
 from __future__ import annotations
@@ -24,20 +25,31 @@ class SyncLocked(BmSyncError):
     """Another process holds the lock of this folder (a concurrent sync or record)."""
 
 
-class DatabaseMismatch(BmSyncError):
-    """The database does not belong to this index (replaced, emptied, or another project's)."""
-
-
 class NotAFolder(BmSyncError):
     """The root given to the detector is not an existing directory."""
 
 
 class DatabaseUnusable(BmSyncError):
-    """The database cannot be opened or migrated (not a database, no driver, unreachable).
+    """The database cannot be opened or migrated (not a database, no driver, unreachable)."""
 
-    A malformed URL is the user's typo, so it carries `exit_code` 2 (a usage error) for the CLI.
-    """
 
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class DatabaseUrlInvalid(DatabaseUnusable):
+    """The database URL itself is wrong: malformed, an unknown dialect, or a synchronous driver
+    (`sqlite://` where `sqlite+aiosqlite://` is needed). The user's input, not the database."""
+
+
+class PathOutsideRoot(BmSyncError):
+    """A file argument that is not inside the notes folder."""
+
+
+class HistoryError(BmSyncError):
+    """Unknown file or revision in the history, or a version whose content was not stored."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """A one-line, lowercase reason for an OSError, without the path (the record has it)."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, FileNotFoundError):
+        return "vanished during scan"
+    return (error.strerror or type(error).__name__).lower()

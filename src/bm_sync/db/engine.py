@@ -2,6 +2,7 @@
 
 Migrations run when a database is opened and is not at `HEAD_REVISION`; a database already at
 head costs one `SELECT version_num FROM alembic_version` and alembic is not even imported.
+Errors come out as one line (`DatabaseUnusable`, or `DatabaseUrlInvalid` for the URL itself).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url, select, text
+from sqlalchemy import event, inspect, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
     ArgumentError,
@@ -17,17 +18,19 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     SQLAlchemyError,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-import bm_sync
 from bm_sync.db import HEAD_REVISION
-from bm_sync.db.models import Project
-from bm_sync.errors import DatabaseUnusable
+from bm_sync.db.urls import sqlite_file
+from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid
+
+BUSY_TIMEOUT_MS = 10_000
 
 
 def migrations_dir() -> Path:
-    """The alembic script directory: shipped inside the wheel, or the repository's `alembic/`."""
-    package = Path(bm_sync.__file__).resolve().parent
+    """The alembic script directory: shipped inside the wheel (`bm_sync/_alembic`), or the
+    repository's `alembic/` in a source checkout (`src/bm_sync/db/engine.py` -> the root)."""
+    package = Path(__file__).resolve().parents[1]
     shipped = package / "_alembic"
     if (shipped / "env.py").exists():
         return shipped
@@ -40,50 +43,54 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
-async def open_database(url: str) -> AsyncEngine:
-    """An engine for `url`, migrated to head. SQLite files get their folder created."""
-    is_sqlite = url.startswith("sqlite")
-    if is_sqlite:
-        database = url.partition(":///")[2].split("?", 1)[0]
-        if database and database != ":memory:":
-            try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise DatabaseUnusable(f"database {_redacted(url)!r} cannot be created: "
-                                       f"{error.strerror or error}") from error
+def create_engine(url: str) -> AsyncEngine:
+    """An engine for `url`, not connected yet (SQLite gets its pragmas on each connection)."""
     try:
         engine = create_async_engine(url)
     except (ArgumentError, NoSuchModuleError, InvalidRequestError) as error:
         # A malformed URL, an unknown dialect or a sync-only driver: the user's input.
-        raise DatabaseUnusable(f"database URL {_redacted(url)!r} is not usable: "
-                               f"{_first_line(error)}", exit_code=2) from error
+        raise DatabaseUrlInvalid(f"database URL {redacted(url)!r} is not usable: "
+                                 f"{first_line(error)}") from error
     except ImportError as error:
-        raise DatabaseUnusable(f"the driver for {_redacted(url)!r} is not installed: "
-                               f"{_first_line(error)}") from error
-    if is_sqlite:
+        raise DatabaseUnusable(f"the driver for {redacted(url)!r} is not installed: "
+                               f"{first_line(error)}") from error
+    if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+async def open_database(url: str) -> AsyncEngine:
+    """An engine for `url`, migrated to head. SQLite files get their folder created."""
+    database = sqlite_file(url)
+    if database is not None:
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DatabaseUnusable(f"database {redacted(url)!r} cannot be created: "
+                                   f"{error.strerror or error}") from error
+    engine = create_engine(url)
     try:
         async with engine.begin() as connection:
             if await connection.run_sync(read_revision) != HEAD_REVISION:
                 await connection.run_sync(upgrade_to_head)
     except (SQLAlchemyError, OSError, ImportError) as error:
         await engine.dispose()
-        raise DatabaseUnusable(f"database {_redacted(url)!r} cannot be opened: "
-                               f"{_first_line(error)}") from error
+        raise DatabaseUnusable(f"database {redacted(url)!r} cannot be opened: "
+                               f"{first_line(error)}") from error
     return engine
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     """The driver's message without SQLAlchemy's multi-line background links."""
     error = getattr(error, "orig", None) or error
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL as it may be printed: without its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -93,16 +100,10 @@ def _redacted(url: str) -> str:
 
 def read_revision(connection: Connection) -> str | None:
     """The database's alembic revision, or None for a database without one."""
-    from sqlalchemy import inspect
-
     if not inspect(connection).has_table("alembic_version"):
         return None
-    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-
-async def current_revision(session: AsyncSession) -> str | None:
-    connection = await session.connection()
-    return await connection.run_sync(read_revision)
+    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return str(revision) if revision is not None else None
 
 
 def upgrade_to_head(connection: Connection) -> None:
@@ -115,13 +116,3 @@ def upgrade_to_head(connection: Connection) -> None:
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
-
-
-async def get_or_create_project(session: AsyncSession, root: Path,
-                                name: str | None = None) -> Project:
-    project = await session.scalar(select(Project).where(Project.root_path == str(root)))
-    if project is None:
-        project = Project(name=name or root.name or str(root), root_path=str(root))
-        session.add(project)
-        await session.flush()
-    return project

@@ -285,20 +285,28 @@ def test_db_option_and_environment_variable(notes: Path, tmp_path: Path) -> None
 
 
 def test_second_concurrent_sync_exits_at_once_or_waits(notes: Path) -> None:
+    """A sync of a folder another process holds exits with code 1 while the holder still holds
+    it (it does not wait); with --wait it runs once the holder lets go."""
     write(notes, "a.md", "# A\n")
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time\nfrom bm_sync import Detector\nd = Detector(sys.argv[1])\n"
-         "with d.lock.hold():\n    print('locked', flush=True)\n    time.sleep(3)\n",
-         str(notes)], stdout=subprocess.PIPE, text=True)
+         "import sys\nfrom bm_sync import Detector\nd = Detector(sys.argv[1])\n"
+         "with d.lock.hold():\n    print('locked', flush=True)\n    sys.stdin.readline()\n",
+         str(notes)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdin is not None
     assert holder.stdout.readline().strip() == "locked"
-    started = time.monotonic()
     busy = run_bm("sync", str(notes))
-    assert busy.returncode == 1 and time.monotonic() - started < 2.5
+    assert holder.poll() is None  # the lock was still held when the busy sync gave up
+    assert busy.returncode == 1
     assert "another bm process" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
-    waited = run_bm("sync", str(notes), "--wait", "--json")
+    waiting = subprocess.Popen([*BM, "sync", str(notes), "--wait", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder.stdin.write("release\n")
+    holder.stdin.close()
     holder.wait()
-    assert waited.returncode == 0 and json.loads(waited.stdout)["added"] == ["a.md"]
+    stdout, stderr = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, stderr
+    assert json.loads(stdout)["added"] == ["a.md"]
 
 
 def test_usage_errors(notes: Path) -> None:

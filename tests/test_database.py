@@ -89,6 +89,13 @@ async def test_first_revision_database_upgrades_and_is_backfilled(notes: Path) -
     entity_id, path, size, mtime = rows[0]
     assert (entity_id, path, size) == (1, "a.md", 4)  # same entity, backfilled
     assert mtime == (notes / "a.md").stat().st_mtime_ns / 1e9
+    # The project made before ids existed got one, and the index records the same.
+    from bm_sync.index_format import read_index
+
+    with sqlite3.connect(database) as connection:
+        ((project_uuid,),) = connection.execute("SELECT uuid FROM project").fetchall()
+    assert project_uuid and read_index(notes / ".basic-memory" / "index").meta[
+        "project_id"] == project_uuid
 
 
 async def test_state_reader_agrees_across_drivers_and_never_migrates(notes: Path) -> None:
@@ -106,10 +113,12 @@ async def test_state_reader_agrees_across_drivers_and_never_migrates(notes: Path
         connection.execute("UPDATE alembic_version SET version_num = '0004'")
     url = f"sqlite+aiosqlite:///{database}"
     through_stdlib = await state.read_stored_state(url, notes)
-    through_sqlalchemy = await state._read_other(url, notes)
+    through_sqlalchemy = await state._read_other(url, notes, None)
     assert through_stdlib == through_sqlalchemy
-    assert (through_stdlib.revision, through_stdlib.entity_count) == ("0004", 2)
-    assert through_stdlib.token is not None and through_stdlib.unusable is None
+    project = through_stdlib.by_root
+    assert through_stdlib.revision == "0004" and project is not None
+    assert project.entity_count == 2 and project.token is not None
+    assert through_stdlib.unusable is None
     with sqlite3.connect(database) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
             "0004",)

@@ -14,6 +14,7 @@ from bm_sync.errors import (
     IndexCorrupt,
     NotAFolder,
     PathOutsideRoot,
+    SyncFailed,
     SyncLocked,
 )
 from bm_sync.hashing import HashPolicy
@@ -25,8 +26,8 @@ __version__ = "0.1.0"
 # `bm status`) stays light.
 _LAZY = {
     "SyncEngine": "bm_sync.sync",
-    "SyncReport": "bm_sync.sync",
-    "SyncProgress": "bm_sync.sync",
+    "SyncReport": "bm_sync.reports",
+    "SyncProgress": "bm_sync.reports",
     "VersionPolicy": "bm_sync.versions",
     "RunRecord": "bm_sync.history",
     "VersionRecord": "bm_sync.history",
@@ -59,6 +60,7 @@ __all__ = [
     "RunRecord",
     "StatusReport",
     "SyncEngine",
+    "SyncFailed",
     "SyncLocked",
     "SyncProgress",
     "SyncReport",

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bm_sync.changes import Change, ChangeKind, Failure
+from bm_sync.changes import Change, ChangeKind, Failure, HashKind
 from bm_sync.db import writes
 from bm_sync.db.session import ProjectDatabase
 from bm_sync.errors import describe_os_error
@@ -31,6 +31,7 @@ from bm_sync.versions import VersionPolicy, VersionStore, blob_id
 
 NOTE_MAX_BYTES = 32 << 20
 MARKDOWN = "text/markdown"
+CHANGED_DURING_SYNC = "changed during sync: not indexed; the next sync reads it again"
 
 
 @dataclass
@@ -50,10 +51,13 @@ class PreparedChange:
 
 @dataclass
 class BatchResult:
-    """What one batch did: changes applied, changes that failed (not applied), and warnings
-    about changes applied all the same (a note indexed with broken frontmatter)."""
+    """What one batch did: changes applied, those of them the history recorded (as recorded:
+    a rebuild's re-add of an unchanged file is no change, of an edited one a modification),
+    changes that failed (not applied), and warnings about changes applied all the same (a
+    note indexed with broken frontmatter)."""
 
     applied: list[Change] = field(default_factory=list)
+    recorded: list[Change] = field(default_factory=list)
     failed: list[tuple[Failure, Change]] = field(default_factory=list)
     warnings: list[Failure] = field(default_factory=list)
 
@@ -101,7 +105,14 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
         entity["entity_type"] = "note"
         prepared.desired_permalink = permalink_from_path(path)
         return prepared
-    prepared.version = _version_of(raw, change, versions)
+    # The row must describe the content whose id is recorded: bytes read after the hash was
+    # taken may be another version (the file was edited in between).
+    matches_id = blob_id(raw) == change.content_id
+    if change.hash_kind is HashKind.FULL and not matches_id:
+        prepared.error = CHANGED_DURING_SYNC
+        return prepared
+    if matches_id and versions is not None and versions.wants(path, len(raw)):
+        prepared.version = raw
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -161,6 +172,9 @@ class BatchWriter:
         self.versions = versions
         self.version_policy = version_policy
         self.version_error: str | None = None
+        # path -> (the permalink it wants, set in frontmatter?) for the notes written this
+        # sync that did not get it: `settle_permalinks` gives it to them at the end if free.
+        self.unsettled: dict[str, tuple[str, bool]] = {}
 
     def prepare_batch(self, changes: list[Change]) -> list[PreparedChange]:
         """Parse a batch and stage its versions for the sync's pack (in a worker thread)."""
@@ -187,29 +201,32 @@ class BatchWriter:
         before = self.run_log.checkpoint()
         try:
             async with self.database.sessions() as session, session.begin():
-                await self._write(session, ready)
+                recorded = await self._write(session, ready)
         except Exception:  # isolate the change that breaks the batch
             self.run_log.roll_back(before)
             for item in ready:
                 before = self.run_log.checkpoint()
                 try:
                     async with self.database.sessions() as session, session.begin():
-                        await self._write(session, [item])
+                        recorded = await self._write(session, [item])
                 except Exception as error:  # one file's problem never aborts the run
                     self.run_log.roll_back(before)
                     message = f"database: {type(error).__name__}: {str(error).splitlines()[0]}"
                     result.failed.append((Failure(item.change.path, message), item.change))
                 else:
                     _applied(item, result)
+                    result.recorded.extend(recorded)
         else:
             for item in ready:
                 _applied(item, result)
+            result.recorded.extend(recorded)
         return result
 
-    async def _write(self, session: AsyncSession, items: list[PreparedChange]) -> None:
+    async def _write(self, session: AsyncSession, items: list[PreparedChange]) -> list[Change]:
+        """Write `items`; return the changes as the history recorded them."""
         project_id = self.database.project_id
         await self.run_log.mark_in_progress(session)
-        await self.run_log.record(session, [item.change for item in items])
+        recorded = await self.run_log.record(session, [item.change for item in items])
         deleted = [item.change.path for item in items if item.change.kind is ChangeKind.DELETED]
         if deleted:
             await writes.delete_entities(session, project_id, deleted)
@@ -217,9 +234,11 @@ class BatchWriter:
             if item.change.kind is ChangeKind.MOVED and item.change.old_path:
                 await writes.move_entity(session, project_id, item.change.old_path,
                                          item.change.path)
-        rows = [item for item in items if item.entity is not None]
+        # Path order: entity ids follow the tree, not the order hashing finished in.
+        rows = sorted((item for item in items if item.entity is not None),
+                      key=lambda item: item.change.path)
         if not rows:
-            return
+            return recorded
         await self._assign_permalinks(session, rows)
         ids = await writes.upsert_entities(session, project_id,
                                            [item.entity for item in rows if item.entity])
@@ -234,6 +253,7 @@ class BatchWriter:
                 ids[item.change.path]: item.observations for item in markdown})
             await writes.replace_relations(session, {
                 ids[item.change.path]: item.relations for item in markdown})
+        return recorded
 
     async def _assign_permalinks(self, session: AsyncSession,
                                  items: list[PreparedChange]) -> None:
@@ -277,6 +297,20 @@ class BatchWriter:
                 continue
             path = item.change.path
             base = item.desired_permalink or ""
+            current = held.get(path)
+            holder = owners.get(base)
+            if item.permalink_is_explicit and current is not None and holder not in (
+                    "", path, None):
+                # An edit claims a permalink another note holds: the note keeps its own (links
+                # to it keep working) and the claim is reported.
+                await load([current])
+                if owners.get(current) in ("", path, None):
+                    owners[current] = path
+                    item.entity["permalink"] = current
+                    claim = f"permalink {base!r} is held by {holder}; keeps {current!r}"
+                    item.warning = f"{item.warning}; {claim}" if item.warning else claim
+                    self.unsettled[path] = (base, True)
+                    continue
             candidate, suffix = base, 0
             while owners.get(candidate) not in ("", path, None):
                 suffix += 1
@@ -284,6 +318,45 @@ class BatchWriter:
                 await load([candidate])
             owners[candidate] = path
             item.entity["permalink"] = candidate
+            if candidate != base:
+                self.unsettled[path] = (base, item.permalink_is_explicit)
+        for item in wanted:
+            desired = item.desired_permalink or ""
+            if item.entity is not None and item.entity["permalink"] != desired:
+                self.unsettled.setdefault(item.change.path, (desired, item.permalink_is_explicit))
+
+    async def settle_permalinks(self, session: AsyncSession) -> None:
+        """At the end of a sync: each note written by it that did not get the permalink it
+        wants gets it now if it is free (its holder was deleted, or let it go in a later
+        batch), frontmatter permalinks first, then in path order. So two notes swapping
+        permalinks, or one claiming the permalink of a note deleted in the same sync, end as
+        a fresh sync of the tree ends, however the changes fell into batches."""
+        if not self.unsettled:
+            return
+        project_id = self.database.project_id
+        pending = sorted(self.unsettled.items(), key=lambda entry: (not entry[1][1], entry[0]))
+        # Let go of them all first: a cycle (two notes swapping) settles only together.
+        held = await writes.release_permalinks(session, project_id,
+                                               [path for path, _wish in pending])
+        owners = await writes.permalink_owners(
+            session, project_id,
+            sorted({desired for _path, (desired, _) in pending} | set(held.values())))
+        unserved = []
+        for path, (desired, _explicit) in pending:
+            if desired in owners:
+                unserved.append((path, desired))
+            else:
+                owners[desired] = path
+                await writes.set_permalink(session, project_id, path, desired)
+        for path, desired in unserved:  # what it held, if still free, else the next suffix
+            candidate, suffix = held.get(path), 0
+            while candidate is None or candidate in owners:
+                suffix += 1
+                candidate = f"{desired}-{suffix}"
+                owners.update(await writes.permalink_owners(session, project_id, [candidate]))
+            owners[candidate] = path
+            await writes.set_permalink(session, project_id, path, candidate)
+        self.unsettled.clear()
 
 
 def _applied(item: PreparedChange, result: BatchResult) -> None:

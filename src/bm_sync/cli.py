@@ -21,11 +21,12 @@ from bm_sync.changes import ChangeKind
 from bm_sync.detector import Detector, StatusReport
 from bm_sync.errors import BmSyncError, DatabaseUrlInvalid, NotAFolder, PathOutsideRoot
 from bm_sync.hashing import MIB, HashPolicy
-from bm_sync.roots import find_root, relative_path
+from bm_sync.roots import find_root, narrow, relative_path
 
 if TYPE_CHECKING:
     from bm_sync.history import RunRecord, VersionRecord
-    from bm_sync.sync import SyncEngine, SyncReport
+    from bm_sync.reports import SyncReport
+    from bm_sync.sync import SyncEngine
 
 # Library errors that are the user's input (a usage error, exit 2); any other is exit 1.
 USAGE_ERRORS = (DatabaseUrlInvalid, PathOutsideRoot)
@@ -68,6 +69,14 @@ def _policy(full_hash_max_mb: float, partial_hash_max_mb: float | None) -> HashP
         raise typer.BadParameter(f"a size in MB must be a finite number >= 0 ({error})") from error
 
 
+def _notes_root(path: Path) -> Path:
+    """The notes folder PATH belongs to (like git: the nearest folder upward that was synced,
+    else PATH itself); a usage error when PATH is not a folder."""
+    if not path.is_dir():
+        raise typer.BadParameter(f"not a folder: {path}")
+    return find_root(os.path.realpath(path))
+
+
 def _detector(path: Path, policy: HashPolicy) -> Detector:
     try:
         return Detector(path, policy=policy)
@@ -83,7 +92,9 @@ def status(
     partial_hash_max_mb: PartialHashOption = None,
 ) -> None:
     """Show what a sync would apply. Reads only: writes nothing, not even the index."""
-    report = _detector(path, _policy(full_hash_max_mb, partial_hash_max_mb)).status()
+    root = _notes_root(path)
+    report = _detector(root, _policy(full_hash_max_mb, partial_hash_max_mb)).status()
+    narrow(report, root, path)
     for warning in report.warnings:
         print(f"bm: warning: {warning}", file=sys.stderr)
     if json_output:
@@ -123,21 +134,22 @@ def sync(
     from bm_sync.versions import VersionPolicy
 
     policy = _policy(full_hash_max_mb, partial_hash_max_mb)
-    _detector(path, policy)  # a usage error for a missing folder, before anything else
+    root = _notes_root(path)  # a usage error for a missing folder, before anything else
     show_progress = not (quiet or json_output) and sys.stderr.isatty()
 
     async def run() -> SyncReport:
         versions = VersionPolicy(enabled=not no_versions)
-        async with SyncEngine.open(path, database_url, policy=policy, wait=wait,
+        async with SyncEngine.open(root, database_url, policy=policy, wait=wait,
                                    versions=versions) as engine:
             if not show_progress:
                 return await engine.sync()
             from bm_sync.progress import SyncProgressBar
 
-            with SyncProgressBar() as bar:
+            with SyncProgressBar(root) as bar:
                 return await engine.sync(progress=bar.update)
 
     report = asyncio.run(run())
+    narrow(report, root, path)
     for warning in report.warnings:
         print(f"bm: warning: {warning}", file=sys.stderr)
     if json_output:
@@ -145,6 +157,8 @@ def sync(
         return
     for failure in report.failed:
         print(f"bm: failed: {failure.path}: {failure.error}", file=sys.stderr)
+    for noted in report.file_warnings:
+        print(f"bm: warning: {noted.path}: {noted.error}", file=sys.stderr)
     if not quiet:
         print(sync_summary_line(report))
 
@@ -313,12 +327,15 @@ def prune(
 
 
 def sync_summary_line(report: SyncReport) -> str:
-    """`12 added, 3 modified, 1 deleted, 2 moved, 0 failed in 0.8 s`, or `up to date`."""
-    if not report.change_count and not report.failed_total:
+    """`12 added, 3 modified, 1 deleted, 2 moved, 0 failed in 0.8 s` (with `, 1 warning` after
+    `failed` when notes were indexed with warnings), or `up to date`."""
+    if not report.change_count and not report.failed_total and not report.file_warnings_total:
         return f"up to date ({report.unchanged} files unchanged, {report.duration_s:.1f} s)"
+    warnings = report.file_warnings_total
+    noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
     return (f"{len(report.added)} added, {len(report.modified)} modified, "
             f"{len(report.deleted)} deleted, {len(report.moved)} moved, "
-            f"{report.failed_total} failed in {report.duration_s:.1f} s")
+            f"{report.failed_total} failed{noted} in {report.duration_s:.1f} s")
 
 
 def print_status(report: StatusReport) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from bm_sync.changes import Change
 from bm_sync.db import HEAD_REVISION
 from bm_sync.db.state import StoredState
+from bm_sync.identity import Identity
 from bm_sync.index_format import IndexSnapshot
 
 # The circuit breaker: a path that failed this many times in a row with the same content is
@@ -54,42 +55,53 @@ class SyncPlan:
 
 
 def stat_signature(root: Path, path: str) -> str | None:
-    """The "content id" of a file that cannot be read: its size and mtime."""
+    """The "content id" of a file that cannot be read: its stat identity (size, mtime, ctime,
+    mode, inode). Any change of it re-arms the breaker: `chmod 644` on a file that failed
+    for its permissions changes ctime and mode, and the next sync tries it again."""
     try:
         stat_result = os.stat(root / path, follow_symlinks=False)
     except OSError:
         return None
-    return f"stat:{stat_result.st_size}:{stat_result.st_mtime_ns}"
+    return (f"stat:{stat_result.st_size}:{stat_result.st_mtime_ns}:{stat_result.st_ctime_ns}:"
+            f"{stat_result.st_mode:o}:{stat_result.st_ino}")
 
 
-def plan_sync(stored: StoredState, snapshot: IndexSnapshot | None) -> SyncPlan:
+def plan_sync(stored: StoredState, identity: Identity,
+              snapshot: IndexSnapshot | None) -> SyncPlan:
     """The rules that make the index and the database never disagree silently."""
     now = time.time()
-    plan = SyncPlan(token=stored.token, breaker=Breaker(
-        tripped={path: failure.content_id for path, failure in stored.failures.items()
+    project = identity.project
+    token = project.token if project else None
+    entity_count = project.entity_count if project else 0
+    failures = project.failures if project else {}
+    plan = SyncPlan(token=token, breaker=Breaker(
+        tripped={path: failure.content_id for path, failure in failures.items()
                  if failure.count >= SKIP_AFTER_FAILURES
                  and now - failure.last_failed_at < SKIP_SECONDS},
-        failing=set(stored.failures)))
+        failing=set(failures)))
     if snapshot is None:
         plan.rebuild_reason = "the index is unreadable"
         return plan
     index_token = snapshot.meta.get("db_token")
     if stored.unusable:
         plan.rebuild_reason = stored.unusable
-    elif stored.token is None:
+    elif identity.copy_of is not None:
+        plan.rebuild_reason = (f"this folder is a copy of {identity.copy_of}: it gets a "
+                               "project of its own")
+    elif token is None:
         # No completed sync against this database: it is new or was deleted, or the last sync
         # was killed after a commit.
         if stored.revision is None and snapshot.entry_count:
             plan.rebuild_reason = "the database is missing"
-        elif snapshot.entry_count or stored.entity_count:
+        elif snapshot.entry_count or entity_count:
             plan.rebuild_reason = "the last sync of this folder did not complete"
     elif index_token is None:
         plan.rebuild_reason = "the index is missing or was not written by a sync"
-    elif index_token != stored.token:
+    elif index_token != token:
         plan.rebuild_reason = "the database does not belong to this index"
     elif stored.revision != HEAD_REVISION:
         plan.rebuild_reason = f"the database was migrated from revision {stored.revision}"
-    elif stored.entity_count != snapshot.entry_count:
-        plan.rebuild_reason = (f"the database holds {stored.entity_count} entities but the "
+    elif entity_count != snapshot.entry_count:
+        plan.rebuild_reason = (f"the database holds {entity_count} entities but the "
                                f"index {snapshot.entry_count} files")
     return plan

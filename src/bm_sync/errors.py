@@ -8,6 +8,8 @@ them carries a process exit code: that mapping belongs to the CLI.
 
 from __future__ import annotations
 
+import errno
+
 
 class BmSyncError(Exception):
     """Base class of every error bm-sync raises on purpose."""
@@ -53,3 +55,51 @@ def describe_os_error(error: OSError) -> str:
     if isinstance(error, FileNotFoundError):
         return "vanished during scan"
     return (error.strerror or type(error).__name__).lower()
+
+
+class SyncFailed(BmSyncError):
+    """A sync could not complete: the folder's state (`.basic-memory/`) or the database could
+    not be written (permissions, a full disk, a read-only file system, a locked database).
+    Nothing is lost: the database commits come first and the index last, so the next sync,
+    once the cause is gone, converges. The message is one line: the cause, then a hint."""
+
+
+_HINTS = {
+    errno.EACCES: "check the permissions and the owner of the notes folder and .basic-memory",
+    errno.EPERM: "check the permissions and the owner of the notes folder and .basic-memory",
+    errno.ENOSPC: "free some space, then sync again",
+    errno.EDQUOT: "free some space (the disk quota is reached), then sync again",
+    errno.EFBIG: "a file grew past the allowed size; free some space or raise the limit",
+    errno.EROFS: "the file system is read-only; bm status still works there",
+    errno.ENOTDIR: "something in .basic-memory is a file where bm expects a folder; "
+                   "move it away and sync again",
+    errno.EISDIR: "something in .basic-memory is a folder where bm expects a file; "
+                  "move it away and sync again",
+}
+
+
+def os_error_line(error: OSError) -> str:
+    """`cannot write PATH: REASON; HINT`: one line for an OSError that stops a whole run."""
+    where = f" {error.filename}" if error.filename else ""
+    hint = _HINTS.get(error.errno or 0, "sync again once the cause is gone")
+    return f"cannot write{where}: {describe_os_error(error)}; {hint}"
+
+
+def database_error_line(message: str) -> str:
+    """One line, cause then hint, for a database error that stops a whole run."""
+    return f"database error: {message}; {database_hint(message)}"
+
+
+def database_hint(message: str) -> str:
+    """What to do about a database error, from the driver's message (SQLite's wording, which
+    the other drivers resemble)."""
+    lowered = message.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return "another process holds the database; sync again when it is done"
+    if "readonly" in lowered or "read-only" in lowered:
+        return "the database file or its folder is read-only; make it writable (chmod 644)"
+    if "full" in lowered or "disk" in lowered or "i/o" in lowered:
+        return "free some space (or check the disk), then sync again"
+    if "permission" in lowered or "unable to open" in lowered:
+        return "check the permissions and the owner of the database and its folder"
+    return "sync again once the cause is gone"

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bm_sync.changes import Change, ChangeKind
+from bm_sync.changes import Change, ChangeKind, HashKind
 from bm_sync.db import runs as run_rows
 from bm_sync.db import writes
 from bm_sync.db.session import ProjectDatabase
+from bm_sync.detector import DetectionRun
 from bm_sync.hashing import is_markdown
 from bm_sync.markdown import frontmatter_permalink
 from bm_sync.renames import MoveCandidate, pair_moves
@@ -87,6 +88,19 @@ async def sweep(database: ProjectDatabase, run_log: RunLog, root: Path, sketch_f
             await writes.delete_entities(session, project_id, deleted)
             await run_log.record(session, [Change(ChangeKind.DELETED, path) for path in deleted])
     return result
+
+
+async def keep_in_index(database: ProjectDatabase, run: DetectionRun,
+                        paths: list[str]) -> None:
+    """Give the rows at `paths` (files that failed, or below an unexamined folder) smudged
+    entries in the new index, from what their rows say, so the index and the database keep
+    counting the same files."""
+    async with database.sessions() as session:
+        stored = await writes.stored_files(session, database.project_id, paths)
+    for row in stored:
+        if row.checksum and len(row.checksum) == 40:
+            run.keep_unexamined(row.path, row.checksum, HashKind(row.checksum_kind or "full"),
+                                row.size or 0, int((row.mtime or 0) * 1e9))
 
 
 def pair_stale_rows(root: Path, sketch_file: Path, stale: dict[str, str | None],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bm_sync.detector import STATE_DIR
+from bm_sync.detector import STATE_DIR, StatusReport
 from bm_sync.errors import PathOutsideRoot
 
 
@@ -43,3 +43,21 @@ def _inside(root: Path, absolute: Path, given: str | os.PathLike[str]) -> str:
     if relative == os.curdir or relative.split(os.sep, 1)[0] == os.pardir:
         raise PathOutsideRoot(f"{os.fspath(given)} is not a file inside the notes folder {root}")
     return Path(relative).as_posix()
+
+
+def narrow(report: StatusReport, root: Path, target: str | os.PathLike[str]) -> None:
+    """Keep in `report` only the paths inside `target`, a folder within `root` (a command run
+    in a subfolder reports that subfolder; a move counts if either end is inside)."""
+    prefix = os.path.relpath(os.path.realpath(target), root)
+    if prefix == os.curdir or prefix.split(os.sep, 1)[0] == os.pardir:
+        return
+    folder = Path(prefix).as_posix() + "/"
+
+    def inside(path: str) -> bool:
+        return path.startswith(folder)
+
+    report.added = [path for path in report.added if inside(path)]
+    report.modified = [path for path in report.modified if inside(path)]
+    report.deleted = [path for path in report.deleted if inside(path)]
+    report.moved = [(old, new) for old, new in report.moved if inside(old) or inside(new)]
+    report.failed = [failure for failure in report.failed if inside(failure.path)]

@@ -73,19 +73,22 @@ class RunLog:
             await run_rows.clear_token(session, self.project_id)
             self._marked = True
 
-    async def record(self, session: AsyncSession, changes: list[Change]) -> None:
+    async def record(self, session: AsyncSession, changes: list[Change]) -> list[Change]:
         """The run row (on first use) and one row per change that is not a replay, in the
         transaction that applies the changes: a crash never records a change that was not
-        applied, nor applies one that is not recorded."""
+        applied, nor applies one that is not recorded. Returns the changes as recorded (what
+        the sync reports: one truth for the report and the history)."""
         latest = await run_rows.latest_changes(session, self.project_id,
                                                [change.path for change in changes])
         rows = []
+        recorded_changes = []
         counts: dict[str, int] = {}
         for change in changes:
             recorded = history_change(change, latest.get(change.path), self.confirmed_run_id,
                                       self.rebuilding)
             if recorded is None:
                 continue
+            recorded_changes.append(recorded)
             counts[recorded.kind.value] = counts.get(recorded.kind.value, 0) + 1
             rows.append({
                 "project_id": self.project_id, "kind": recorded.kind.value,
@@ -94,10 +97,11 @@ class RunLog:
                 "mtime": recorded.mtime_ns / 1e9 if recorded.mtime_ns is not None else None,
             })
         if not rows:
-            return
+            return []
         if self.run_id is None:
             self.run_id = await run_rows.insert_run(session, self.project_id, self.started_at)
         await run_rows.insert_changes(session, self.run_id, rows, counts)
+        return recorded_changes
 
     async def forget_added(self, session: AsyncSession, paths: list[str]) -> None:
         """Drop the `added` rows of paths a rebuild's sweep turned into moves: this run's and

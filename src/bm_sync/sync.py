@@ -17,23 +17,31 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import sys
 import time
-from collections import OrderedDict
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bm_sync.changes import Change, ChangeKind, Failure, HashKind
-from bm_sync.consistency import SKIPPED, SyncPlan, plan_sync, stat_signature
-from bm_sync.db.state import read_stored_state
+from bm_sync.changes import Change, ChangeKind, Failure
+from bm_sync.consistency import SKIPPED, SyncPlan, plan_sync
+from bm_sync.db.state import StoredState, read_stored_state
 from bm_sync.db.urls import database_url as database_url_of
 from bm_sync.db.urls import sqlite_file
-from bm_sync.detector import SKETCH_FILE, DetectionRun, Detector, Record, StatusReport
-from bm_sync.errors import HistoryError, IndexCorrupt
+from bm_sync.detector import SKETCH_FILE, DetectionRun, Detector, Record
+from bm_sync.errors import (
+    BmSyncError,
+    HistoryError,
+    IndexCorrupt,
+    SyncFailed,
+    database_error_line,
+    os_error_line,
+)
 from bm_sync.hashing import HashPolicy
+from bm_sync.identity import PROJECT_META, Identity, identify, recorded_id
 from bm_sync.index_format import IndexSnapshot
+from bm_sync.reports import PathOutcomes, SyncProgress, SyncReport
 from bm_sync.roots import relative_path
 from bm_sync.versions import VersionPolicy
 
@@ -45,81 +53,9 @@ if TYPE_CHECKING:  # the writing side pulls in SQLAlchemy: imported when first n
     from bm_sync.versions import VersionStore
 
 BATCH_FILES = 200
-FAILURE_LOG_SIZE = 100
 
 ChangeHandler = Callable[[Change], Awaitable[None] | None]
 ProgressHandler = Callable[["SyncProgress"], None]
-
-
-@dataclass
-class SyncReport(StatusReport):
-    """What a sync applied. `failed` keeps the last 100 failures; `failed_total` counts all."""
-
-    duration_s: float = 0.0
-    rebuilt: bool = False
-    rebuild_reason: str | None = None
-    failed_total: int = 0
-
-    def to_json(self) -> dict[str, object]:
-        """The `bm status --json` object plus `duration_s`."""
-        data = super().to_json()
-        data["duration_s"] = round(self.duration_s, 3)
-        return data
-
-
-@dataclass
-class SyncProgress:
-    """Counters for a progress bar; `expected` is the file count of the last recorded state."""
-
-    scanned: int = 0
-    hashed: int = 0
-    applied: int = 0
-    expected: int = 0
-
-
-class FailureLog:
-    """The in-memory record of failures, capped (least recently failed dropped first)."""
-
-    def __init__(self, capacity: int = FAILURE_LOG_SIZE) -> None:
-        self.capacity = capacity
-        self.total = 0
-        self._entries: OrderedDict[str, str] = OrderedDict()
-
-    def add(self, failure: Failure) -> None:
-        self.total += 1
-        self._entries.pop(failure.path, None)
-        self._entries[failure.path] = failure.error
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-
-    def failures(self) -> list[Failure]:
-        return [Failure(path, error) for path, error in self._entries.items()]
-
-
-@dataclass
-class _Outcome:
-    """What one sync did to each path, beyond the report: failures to remember in the
-    breaker's table, paths the index must not record, paths applied."""
-
-    root: Path
-    log: FailureLog = field(default_factory=FailureLog)
-    hard_failures: dict[str, tuple[str | None, str]] = field(default_factory=dict)
-    excluded: set[str] = field(default_factory=set)
-    applied: set[str] = field(default_factory=set)
-
-    def skipped(self, failure: Failure) -> None:
-        """A path the breaker held back: reported, not applied, not counted again."""
-        self.log.add(failure)
-        self.excluded.add(failure.path)
-
-    def failed(self, failure: Failure, change: Change | None = None) -> None:
-        """A path not applied: reported, left out of the index, counted by the breaker."""
-        self.log.add(failure)
-        content_id = change.content_id if change else stat_signature(self.root, failure.path)
-        self.hard_failures[failure.path] = (content_id, failure.error)
-        self.excluded.add(failure.path)
-        if change is not None and change.old_path:
-            self.excluded.add(change.old_path)
 
 
 class SyncEngine:
@@ -128,7 +64,8 @@ class SyncEngine:
     def __init__(self, root: str | os.PathLike[str], database_url: str | None = None, *,
                  policy: HashPolicy | None = None, wait: bool = False,
                  versions: VersionPolicy | None = None) -> None:
-        self.detector = Detector(root, policy=policy)
+        # Symlinks of the root resolved: the same folder is the same project however reached.
+        self.detector = Detector(os.path.realpath(root), policy=policy)
         self.root = self.detector.root
         self.database_url = database_url_of(self.detector.state_dir, database_url)
         self.wait = wait
@@ -137,6 +74,7 @@ class SyncEngine:
         self._database: ProjectDatabase | None = None
         self._run_log: RunLog | None = None
         self._versions: VersionStore | None = None
+        self._identity: Identity | None = None
 
     @classmethod
     @asynccontextmanager
@@ -165,7 +103,10 @@ class SyncEngine:
             from bm_sync.runs import RunLog
             from bm_sync.versions import VersionStore
 
-            self._database = await ProjectDatabase.open(self.database_url, self.root)
+            identity = self._identity or Identity(uuid.uuid4().hex)
+            self._database = await ProjectDatabase.open(
+                self.database_url, self.root, identity.uuid,
+                identity.project.id if identity.project else None)
             project = self._database.project
             self._run_log = RunLog(project.id, project.token, project.completed_at)
             self._versions = VersionStore(self.detector.state_dir)
@@ -179,6 +120,9 @@ class SyncEngine:
         database_file = sqlite_file(self.database_url)
         if database_file is not None and not database_file.exists():
             raise HistoryError(f"no sync has run in {self.root} yet")
+        if self._database is None:
+            snapshot, _warning = self._read_snapshot()
+            await self._identify(snapshot)
         database, _run_log, versions = await self._open_database()
         return History(self.root, database, versions, self.detector.lock, wait=self.wait)
 
@@ -220,8 +164,19 @@ class SyncEngine:
         holds the folder.
         """
         started = time.perf_counter()
-        with self.detector.lock.hold(wait=self.wait):
-            report = await self._sync_locked(on_change, progress)
+        try:
+            with self.detector.lock.hold(wait=self.wait):
+                report = await self._sync_locked(on_change, progress)
+        except BmSyncError:
+            raise
+        except OSError as error:  # .basic-memory or the index unwritable, a full disk, ...
+            raise SyncFailed(os_error_line(error)) from error
+        except Exception as error:
+            if not _is_database_error(error):
+                raise
+            from bm_sync.db.engine import first_line
+
+            raise SyncFailed(database_error_line(first_line(error))) from error
         report.duration_s = time.perf_counter() - started
         return report
 
@@ -233,7 +188,8 @@ class SyncEngine:
             report.warnings.append(warning)
         started = time.time()
         confirmed = snapshot.meta.get("history_run_id") if snapshot else None
-        plan = plan_sync(await read_stored_state(self.database_url, self.root), snapshot)
+        stored, identity = await self._identify(snapshot)
+        plan = plan_sync(stored, identity, snapshot)
         rebuild = plan.rebuild_reason is not None
         begin = (started, confirmed if isinstance(confirmed, int) else None, rebuild)
         if self._run_log is not None:
@@ -242,7 +198,7 @@ class SyncEngine:
         unopened = plan.breaker.unopened(self.root)
         run = self.detector.detect(writable=True, rebuild=rebuild, snapshot=snapshot,
                                    skip=unopened)
-        outcome = _Outcome(self.root)
+        outcome = PathOutcomes(self.root)
         writer = await self._apply(run, plan, unopened, outcome, report, begin, on_change,
                                    SyncProgress(expected=snapshot.entry_count if snapshot else 0),
                                    progress)
@@ -254,10 +210,13 @@ class SyncEngine:
         if report.rebuilt and report.rebuild_reason:
             report.warnings.append(f"rebuilt by a full scan: {report.rebuild_reason}")
         report.failed, report.failed_total = outcome.log.failures(), outcome.log.total
+        report.file_warnings = outcome.warnings.failures()
+        report.file_warnings_total = outcome.warnings.total
         if report.rebuilt:
             await self._sweep(run, outcome, report, begin, on_change)
-        meta: dict[str, object] = {"db_token": plan.token}
-        if (report.change_count or report.rebuilt or outcome.hard_failures
+        meta: dict[str, object] = {"db_token": plan.token, PROJECT_META: identity.uuid}
+        moved = identity.project is not None and identity.project.root_path != str(self.root)
+        if (outcome.applied or report.rebuilt or outcome.hard_failures or moved
                 or plan.breaker.failing & outcome.applied or plan.token is None):
             meta.update(await self._finish(plan, outcome, report, begin, writer))
         # The index is written only now, after every database commit.
@@ -275,7 +234,7 @@ class SyncEngine:
         return BatchWriter(self.root, database, run_log, versions, self.version_policy)
 
     async def _apply(self, run: DetectionRun, plan: SyncPlan, unopened: dict[str, str],
-                     outcome: _Outcome, report: SyncReport,
+                     outcome: PathOutcomes, report: SyncReport,
                      begin: tuple[float, int | None, bool], on_change: ChangeHandler | None,
                      counters: SyncProgress,
                      progress: ProgressHandler | None) -> BatchWriter | None:
@@ -283,6 +242,7 @@ class SyncEngine:
         worker thread while this one is written. Returns the writer, if anything was written."""
         records = iter(run)
         writer: BatchWriter | None = None
+        deleted = 0  # deleted files count as examined: the bar ends at 100% with deletions
 
         def produce() -> tuple[list[Record], list[Change], list[PreparedChange] | None]:
             """Stage one, in a worker thread: detect the next batch and parse its notes."""
@@ -315,51 +275,44 @@ class SyncEngine:
                     for failure, change in result.failed:
                         outcome.failed(failure, change)
                     for warning in result.warnings:
-                        outcome.log.add(warning)
-                    for change in result.applied:
+                        outcome.warnings.add(warning)
+                    outcome.applied.update(change.path for change in result.applied)
+                    for change in result.recorded:
                         report.add(change)
-                        outcome.applied.add(change.path)
                         await _notify(on_change, change)
                     counters.applied += len(result.applied)
+                    deleted += sum(change.kind is ChangeKind.DELETED for change in result.applied)
                 counters.hashed = run.hashed
-                counters.scanned = run.hashed + run.unchanged
+                counters.scanned = run.hashed + run.unchanged + deleted
                 if progress is not None:
                     progress(counters)
         finally:
             if not upcoming.done():  # a worker thread cannot be cancelled: let it finish
                 await asyncio.wait([upcoming])
+        if progress is not None:
+            counters.finished = True
+            progress(counters)
         return writer
 
-    async def _sweep(self, run: DetectionRun, outcome: _Outcome, report: SyncReport,
+    async def _sweep(self, run: DetectionRun, outcome: PathOutcomes, report: SyncReport,
                      begin: tuple[float, int | None, bool],
                      on_change: ChangeHandler | None) -> None:
         """After a rebuild, before `_finish` (so relations into swept rows resolve again)."""
-        from bm_sync.db import writes
-        from bm_sync.rebuild import sweep
+        from bm_sync.rebuild import keep_in_index, sweep
 
         writer = await self._writer(begin)
         result = await sweep(writer.database, writer.run_log, self.root,
                              self.detector.state_dir / SKETCH_FILE,
                              outcome.applied | outcome.excluded, run.unexamined_prefixes)
-        moved_to = {new for _old, new in result.moves}
-        report.added = [path for path in report.added if path not in moved_to]
-        report.moved.extend(result.moves)
-        report.deleted.extend(result.deleted)
-        report.sort()
+        report.add_sweep(result.moves, result.deleted)
         for change in [*(Change(ChangeKind.MOVED, new, old) for old, new in result.moves),
                        *(Change(ChangeKind.DELETED, path) for path in result.deleted)]:
             await _notify(on_change, change)  # the app hears of these like of any other
         # Files that failed keep their rows; the new index must list them too (smudged), or
         # the counts disagree and every later sync rebuilds again.
-        async with writer.database.sessions() as session:
-            stored = await writes.stored_files(session, writer.database.project_id,
-                                               sorted(outcome.excluded | set(result.kept)))
-        for row in stored:
-            if row.checksum and len(row.checksum) == 40:
-                run.keep_unexamined(row.path, row.checksum, HashKind(row.checksum_kind or "full"),
-                                    row.size or 0, int((row.mtime or 0) * 1e9))
+        await keep_in_index(writer.database, run, sorted(outcome.excluded | set(result.kept)))
 
-    async def _finish(self, plan: SyncPlan, outcome: _Outcome, report: SyncReport,
+    async def _finish(self, plan: SyncPlan, outcome: PathOutcomes, report: SyncReport,
                       begin: tuple[float, int | None, bool],
                       writer: BatchWriter | None) -> dict[str, object]:
         """Write the sync's pack of versions, resolve relations, keep the breaker's table,
@@ -377,6 +330,7 @@ class SyncEngine:
             writer.version_error = f"versions not stored: {reason}"
         project_id = writer.database.project_id
         async with writer.database.sessions() as session, session.begin():
+            await writer.settle_permalinks(session)
             await writes.resolve_relations(session, project_id)
             for path, (content_id, reason) in outcome.hard_failures.items():
                 await run_rows.record_failure(session, project_id, path, content_id, reason)
@@ -385,10 +339,18 @@ class SyncEngine:
             token = await writer.run_log.complete(session, outcome.log.total)
         if writer.version_error:
             report.warnings.append(writer.version_error)
-        meta: dict[str, object] = {"db_token": token}
+        meta: dict[str, object] = {"db_token": token, PROJECT_META: writer.database.project.uuid}
         if writer.run_log.run_id is not None:
             meta["history_run_id"] = writer.run_log.run_id
         return meta
+
+    async def _identify(self, snapshot: IndexSnapshot | None) -> tuple[StoredState, Identity]:
+        """Read the database's state (without migrating) and find which project this folder
+        is (`bm_sync.identity`)."""
+        index_id = recorded_id(snapshot)
+        stored = await read_stored_state(self.database_url, self.root, index_id)
+        self._identity = identify(self.root, index_id, stored)
+        return stored, self._identity
 
     def _read_snapshot(self) -> tuple[IndexSnapshot | None, str | None]:
         try:
@@ -396,6 +358,12 @@ class SyncEngine:
         except IndexCorrupt as error:
             return None, (f"index {self.detector.index_path} is corrupt ({error}); "
                           "rebuilding it by a full scan")
+
+
+def _is_database_error(error: Exception) -> bool:
+    """Whether `error` comes from the database driver (SQLAlchemy is loaded by then)."""
+    exceptions = sys.modules.get("sqlalchemy.exc")
+    return exceptions is not None and isinstance(error, exceptions.SQLAlchemyError)
 
 
 async def _notify(on_change: ChangeHandler | None, change: Change) -> None:

@@ -7,6 +7,7 @@ Errors come out as one line (`DatabaseUnusable`, or `DatabaseUrlInvalid` for the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bm_sync.db import HEAD_REVISION
 from bm_sync.db.urls import sqlite_file
-from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid
+from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid, database_hint
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -64,24 +65,55 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 async def open_database(url: str) -> AsyncEngine:
-    """An engine for `url`, migrated to head. SQLite files get their folder created."""
-    database = sqlite_file(url)
-    if database is not None:
-        try:
-            database.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise DatabaseUnusable(f"database {redacted(url)!r} cannot be created: "
-                                   f"{error.strerror or error}") from error
+    """An engine for `url`, migrated to head. No folder is created: a SQLite file's folder
+    must exist (the default one, `.basic-memory/`, is made by the folder lock)."""
     engine = create_engine(url)
+    database = sqlite_file(url)
+    if database is not None and not database.parent.is_dir():
+        await engine.dispose()
+        raise DatabaseUnusable(f"the folder of database {str(database)!r} does not exist")
+    created = database is not None and not database.exists()
+    if database is not None and not created:
+        _writable_sidecars(database)
     try:
         async with engine.begin() as connection:
             if await connection.run_sync(read_revision) != HEAD_REVISION:
                 await connection.run_sync(upgrade_to_head)
     except (SQLAlchemyError, OSError, ImportError) as error:
         await engine.dispose()
-        raise DatabaseUnusable(f"database {redacted(url)!r} cannot be opened: "
-                               f"{first_line(error)}") from error
+        if created and database is not None:
+            # SQLite runs DDL outside the transaction: a new database whose first migration
+            # failed (a full disk) would stay half made. It was made here and holds nothing.
+            _remove_new_database(database)
+        message = first_line(error)
+        raise DatabaseUnusable(f"database {redacted(url)!r} cannot be opened: {message}; "
+                               f"{database_hint(message)}") from error
     return engine
+
+
+def _writable_sidecars(database: Path) -> None:
+    """SQLite makes `-wal` and `-shm` with the database file's permissions: opened while it
+    was read-only (0444), they stay read-only after the user makes it writable again, and
+    every later sync would fail. Give them back the write bits the database has."""
+    try:
+        mode = os.stat(database).st_mode & 0o666
+    except OSError:
+        return
+    for suffix in ("-wal", "-shm"):
+        sidecar = f"{database}{suffix}"
+        try:
+            if os.stat(sidecar).st_mode & 0o666 != mode and os.access(database, os.W_OK):
+                os.chmod(sidecar, mode)
+        except OSError:  # not there, or not ours: SQLite says so if it matters
+            pass
+
+
+def _remove_new_database(database: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(f"{database}{suffix}")
+        except OSError:
+            pass
 
 
 def first_line(error: BaseException) -> str:

@@ -23,6 +23,7 @@ from bm_sync.db.models import FileChange, Project, SyncFailure, SyncRun
 @dataclass(frozen=True, slots=True)
 class ProjectRow:
     id: int
+    uuid: str
     token: str | None
     completed_at: datetime | None  # when the last completed sync finished
 
@@ -58,13 +59,26 @@ class RunRow:
 
 # -- the project row and its token --------------------------------------------------------------
 
-async def get_or_create_project(session: AsyncSession, root: Path) -> ProjectRow:
-    project = await session.scalar(select(Project).where(Project.root_path == str(root)))
+async def claim_project(session: AsyncSession, root: Path, project_uuid: str,
+                        row_id: int | None) -> ProjectRow:
+    """The project row `row_id` (else the one at `root`, else a new one with `project_uuid`),
+    now recorded at `root`: a moved folder takes its row along. A row without an id (made
+    before ids existed) gets `project_uuid`."""
+    project = await session.get(Project, row_id) if row_id is not None else None
     if project is None:
-        project = Project(name=root.name or str(root), root_path=str(root))
+        project = await session.scalar(select(Project).where(Project.root_path == str(root)))
+    if project is None:
+        project = Project(name=root.name or str(root), root_path=str(root), uuid=project_uuid)
         session.add(project)
         await session.flush()
-    return ProjectRow(project.id, project.index_token, project.updated_at)
+        return ProjectRow(project.id, project_uuid, project.index_token, project.updated_at)
+    if project.root_path != str(root) or project.uuid is None:
+        # `updated_at` stays: it says when the last sync completed (the sweep's cutoff).
+        await session.execute(update(Project).where(Project.id == project.id).values(
+            root_path=str(root), name=root.name or str(root),
+            uuid=project.uuid or project_uuid, updated_at=Project.updated_at))
+    return ProjectRow(project.id, project.uuid or project_uuid, project.index_token,
+                      project.updated_at)
 
 
 async def clear_token(session: AsyncSession, project_id: int) -> None:

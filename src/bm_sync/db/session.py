@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bm_sync.db.engine import open_database
-from bm_sync.db.runs import ProjectRow, get_or_create_project
+from bm_sync.db.runs import ProjectRow, claim_project
 
 
 class ProjectDatabase:
@@ -24,12 +24,15 @@ class ProjectDatabase:
         return self.project.id
 
     @classmethod
-    async def open(cls, url: str, root: Path) -> ProjectDatabase:
+    async def open(cls, url: str, root: Path, project_uuid: str,
+                   row_id: int | None = None) -> ProjectDatabase:
+        """Open (and migrate) the database and claim the folder's project row
+        (`runs.claim_project`)."""
         engine = await open_database(url)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         try:
             async with sessions() as session, session.begin():
-                project = await get_or_create_project(session, root)
+                project = await claim_project(session, root, project_uuid, row_id)
         except BaseException:
             await engine.dispose()
             raise

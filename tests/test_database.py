@@ -89,3 +89,36 @@ async def test_first_revision_database_upgrades_and_is_backfilled(notes: Path) -
     entity_id, path, size, mtime = rows[0]
     assert (entity_id, path, size) == (1, "a.md", 4)  # same entity, backfilled
     assert mtime == (notes / "a.md").stat().st_mtime_ns / 1e9
+    # The project made before ids existed got one, and the index records the same.
+    from bm_sync.index_format import read_index
+
+    with sqlite3.connect(database) as connection:
+        ((project_uuid,),) = connection.execute("SELECT uuid FROM project").fetchall()
+    assert project_uuid and read_index(notes / ".basic-memory" / "index").meta[
+        "project_id"] == project_uuid
+
+
+async def test_state_reader_agrees_across_drivers_and_never_migrates(notes: Path) -> None:
+    """The consistency check reads the same facts through the stdlib driver (SQLite files) and
+    through SQLAlchemy (every other database), and neither migrates: a database at an older
+    revision must be seen as such, or it would never trigger the rebuild it needs."""
+    from bm_sync.db import state
+
+    write(notes, "a.md", "# A\n")
+    write(notes, "b.md", "# B\n")
+    async with SyncEngine.open(notes) as engine:
+        await engine.sync()
+    database = notes / ".basic-memory" / "memory.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0004'")
+    url = f"sqlite+aiosqlite:///{database}"
+    through_stdlib = await state.read_stored_state(url, notes)
+    through_sqlalchemy = await state._read_other(url, notes, None)
+    assert through_stdlib == through_sqlalchemy
+    project = through_stdlib.by_root
+    assert through_stdlib.revision == "0004" and project is not None
+    assert project.entity_count == 2 and project.token is not None
+    assert through_stdlib.unusable is None
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            "0004",)

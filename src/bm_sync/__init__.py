@@ -8,13 +8,17 @@ from bm_sync.changes import Change, ChangeKind, Failure, HashKind
 from bm_sync.detector import DetectionRun, Detector, StatusReport
 from bm_sync.errors import (
     BmSyncError,
-    DatabaseMismatch,
     DatabaseUnusable,
+    DatabaseUrlInvalid,
+    HistoryError,
     IndexCorrupt,
     NotAFolder,
+    PathOutsideRoot,
+    SyncFailed,
     SyncLocked,
 )
 from bm_sync.hashing import HashPolicy
+from bm_sync.roots import find_root
 
 __version__ = "0.1.0"
 
@@ -22,9 +26,11 @@ __version__ = "0.1.0"
 # `bm status`) stays light.
 _LAZY = {
     "SyncEngine": "bm_sync.sync",
-    "SyncReport": "bm_sync.sync",
+    "SyncReport": "bm_sync.reports",
+    "SyncProgress": "bm_sync.reports",
     "VersionPolicy": "bm_sync.versions",
-    "HistoryError": "bm_sync.history",
+    "RunRecord": "bm_sync.history",
+    "VersionRecord": "bm_sync.history",
 }
 
 
@@ -40,8 +46,8 @@ __all__ = [
     "BmSyncError",
     "Change",
     "ChangeKind",
-    "DatabaseMismatch",
     "DatabaseUnusable",
+    "DatabaseUrlInvalid",
     "DetectionRun",
     "Detector",
     "Failure",
@@ -50,10 +56,16 @@ __all__ = [
     "HistoryError",
     "IndexCorrupt",
     "NotAFolder",
+    "PathOutsideRoot",
+    "RunRecord",
     "StatusReport",
     "SyncEngine",
+    "SyncFailed",
     "SyncLocked",
+    "SyncProgress",
     "SyncReport",
     "VersionPolicy",
+    "VersionRecord",
     "__version__",
+    "find_root",
 ]

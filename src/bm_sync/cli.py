@@ -10,17 +10,26 @@ import json
 import os
 import re
 import sys
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
+from bm_sync.changes import ChangeKind
 from bm_sync.detector import Detector, StatusReport
-from bm_sync.errors import BmSyncError, NotAFolder
+from bm_sync.errors import BmSyncError, DatabaseUrlInvalid, NotAFolder, PathOutsideRoot
 from bm_sync.hashing import MIB, HashPolicy
+from bm_sync.roots import find_root, narrow, relative_path
 
 if TYPE_CHECKING:
-    from bm_sync.sync import SyncReport
+    from bm_sync.history import RunRecord, VersionRecord
+    from bm_sync.reports import SyncReport
+    from bm_sync.sync import SyncEngine
+
+# Library errors that are the user's input (a usage error, exit 2); any other is exit 1.
+USAGE_ERRORS = (DatabaseUrlInvalid, PathOutsideRoot)
 
 app = typer.Typer(
     add_completion=False,
@@ -60,6 +69,14 @@ def _policy(full_hash_max_mb: float, partial_hash_max_mb: float | None) -> HashP
         raise typer.BadParameter(f"a size in MB must be a finite number >= 0 ({error})") from error
 
 
+def _notes_root(path: Path) -> Path:
+    """The notes folder PATH belongs to (like git: the nearest folder upward that was synced,
+    else PATH itself); a usage error when PATH is not a folder."""
+    if not path.is_dir():
+        raise typer.BadParameter(f"not a folder: {path}")
+    return find_root(os.path.realpath(path))
+
+
 def _detector(path: Path, policy: HashPolicy) -> Detector:
     try:
         return Detector(path, policy=policy)
@@ -75,7 +92,9 @@ def status(
     partial_hash_max_mb: PartialHashOption = None,
 ) -> None:
     """Show what a sync would apply. Reads only: writes nothing, not even the index."""
-    report = _detector(path, _policy(full_hash_max_mb, partial_hash_max_mb)).status()
+    root = _notes_root(path)
+    report = _detector(root, _policy(full_hash_max_mb, partial_hash_max_mb)).status()
+    narrow(report, root, path)
     for warning in report.warnings:
         print(f"bm: warning: {warning}", file=sys.stderr)
     if json_output:
@@ -115,30 +134,33 @@ def sync(
     from bm_sync.versions import VersionPolicy
 
     policy = _policy(full_hash_max_mb, partial_hash_max_mb)
-    _detector(path, policy)  # a usage error for a missing folder, before anything else
+    root = _notes_root(path)  # a usage error for a missing folder, before anything else
     show_progress = not (quiet or json_output) and sys.stderr.isatty()
 
-    async def run() -> object:
+    async def run() -> SyncReport:
         versions = VersionPolicy(enabled=not no_versions)
-        async with SyncEngine.open(path, database_url, policy=policy, wait=wait,
+        async with SyncEngine.open(root, database_url, policy=policy, wait=wait,
                                    versions=versions) as engine:
             if not show_progress:
                 return await engine.sync()
             from bm_sync.progress import SyncProgressBar
 
-            with SyncProgressBar() as bar:
+            with SyncProgressBar(root) as bar:
                 return await engine.sync(progress=bar.update)
 
     report = asyncio.run(run())
-    for warning in report.warnings:  # type: ignore[attr-defined]
+    narrow(report, root, path)
+    for warning in report.warnings:
         print(f"bm: warning: {warning}", file=sys.stderr)
     if json_output:
-        print(json.dumps(report.to_json()))  # type: ignore[attr-defined]
+        print(json.dumps(report.to_json()))
         return
-    for failure in report.failed:  # type: ignore[attr-defined]
+    for failure in report.failed:
         print(f"bm: failed: {failure.path}: {failure.error}", file=sys.stderr)
+    for noted in report.file_warnings:
+        print(f"bm: warning: {noted.path}: {noted.error}", file=sys.stderr)
     if not quiet:
-        print(sync_summary_line(report))  # type: ignore[arg-type]
+        print(sync_summary_line(report))
 
 
 RootOption = Annotated[
@@ -148,34 +170,24 @@ RootOption = Annotated[
 
 
 def _find_root(target: Path, root: Path | None) -> Path:
-    """The notes folder a target belongs to: `--root`, else the nearest folder upward that
-    holds `.basic-memory/` (the target itself may be deleted), else the target if a folder,
-    else its folder (then the error says that no sync has run there)."""
-    if root is not None:
-        return root
-    start = Path(os.path.abspath(target))
-    for folder in (start, *start.parents):
-        if (folder / ".basic-memory").is_dir():
-            return folder
-    return start if start.is_dir() else start.parent
+    """`--root`, else the notes folder the target belongs to (`bm_sync.find_root`)."""
+    return root if root is not None else find_root(target)
 
 
-def _engine(root: Path, database_url: str | None, **options: object) -> object:
+def _engine(root: Path, database_url: str | None) -> AbstractAsyncContextManager[SyncEngine]:
     from bm_sync.sync import SyncEngine
 
     if not root.is_dir():
         raise typer.BadParameter(f"not a folder: {root}")
-    return SyncEngine.open(root, database_url, **options)
+    return SyncEngine.open(root, database_url)
 
 
 def _file_in(notes_root: Path, target: Path) -> str:
-    """TARGET as an absolute, normalised path inside the notes folder (`./a/../a/x.md` is
-    `a/x.md`): the library reads a relative path against the working directory."""
+    """TARGET as an absolute path inside the notes folder (raises `PathOutsideRoot`): absolute,
+    because the library reads a relative path against the working directory first."""
     absolute = os.path.abspath(target)
-    relative = os.path.relpath(absolute, os.path.abspath(notes_root))
-    if relative == os.curdir or relative.split(os.sep, 1)[0] == os.pardir:
-        raise typer.BadParameter(f"{target} is not a file inside the notes folder {notes_root}")
-    return os.path.join(os.path.abspath(notes_root), relative)
+    relative_path(notes_root, absolute)
+    return absolute
 
 
 @app.command()
@@ -209,7 +221,7 @@ def history(
         raise typer.BadParameter("--show and --diff need a FILE")
 
     async def run() -> None:
-        async with _engine(notes_root, database_url) as engine:  # type: ignore[attr-defined]
+        async with _engine(notes_root, database_url) as engine:
             if file is None:
                 runs = await engine.runs(limit)
                 if json_output:
@@ -235,7 +247,7 @@ def history(
     asyncio.run(run())
 
 
-def _numbered(versions: list) -> list:
+def _numbered(versions: list[VersionRecord]) -> list[tuple[VersionRecord, int | None]]:
     """Each entry with its `~N` (N versions back); a pure move shares its content's N."""
     from bm_sync.history import revision_numbers
 
@@ -248,21 +260,21 @@ def _when(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _run_line(run: object) -> str:
-    duration = f"{run.duration_s:.1f} s" if run.duration_s is not None else "-"  # type: ignore
-    return (f"#{run.id}  {_when(run.started_at)}  {duration:>7}  {run.status:<11}  "  # type: ignore
-            f"{run.added} added, {run.modified} modified, {run.deleted} deleted, "  # type: ignore
-            f"{run.moved} moved, {run.failed} failed")  # type: ignore
+def _run_line(run: RunRecord) -> str:
+    duration = f"{run.duration_s:.1f} s" if run.duration_s is not None else "-"
+    return (f"#{run.id}  {_when(run.started_at)}  {duration:>7}  {run.status:<11}  "
+            f"{run.added} added, {run.modified} modified, {run.deleted} deleted, "
+            f"{run.moved} moved, {run.failed} failed")
 
 
-def _version_line(numbered: tuple, _index: int) -> str:
+def _version_line(numbered: tuple[VersionRecord, int | None], _index: int) -> str:
     item, number = numbered
     revision = f"~{number}" if number is not None else ""
     content = (item.content_id or "")[:10]
-    stored = "" if item.stored or item.kind == "deleted" else "  (content not stored)"
-    where = f"{item.old_path} -> {item.path}" if item.kind == "moved" else item.path
+    stored = "" if item.stored or item.kind is ChangeKind.DELETED else "  (content not stored)"
+    where = f"{item.old_path} -> {item.path}" if item.kind is ChangeKind.MOVED else item.path
     size = f"{item.size:,} B" if item.size is not None else ""
-    return (f"{revision:>4}  {_when(item.run_started_at)}  {item.kind:<8}  {content:<10}  "
+    return (f"{revision:>4}  {_when(item.run_started_at)}  {item.kind.value:<8}  {content:<10}  "
             f"{size:>10}  {where}{stored}")
 
 
@@ -280,12 +292,12 @@ def restore(
     notes_root = _find_root(file, root)
     path = _file_in(notes_root, file)
 
-    async def run() -> object:
-        async with _engine(notes_root, database_url) as engine:  # type: ignore[attr-defined]
+    async def run() -> VersionRecord:
+        async with _engine(notes_root, database_url) as engine:
             return await engine.restore(path, rev)
 
     version = asyncio.run(run())
-    print(f"restored {file} to {version.content_id[:10]} "  # type: ignore[attr-defined]
+    print(f"restored {file} to {(version.content_id or '')[:10]} "
           "(the next sync records it as a modification)")
 
 
@@ -307,7 +319,7 @@ def prune(
         raise typer.BadParameter("give --keep N, --days N or both")
 
     async def run() -> tuple[int, int]:
-        async with _engine(path, database_url) as engine:  # type: ignore[attr-defined]
+        async with _engine(path, database_url) as engine:
             return await engine.prune(keep, days)
 
     before, after = asyncio.run(run())
@@ -315,12 +327,15 @@ def prune(
 
 
 def sync_summary_line(report: SyncReport) -> str:
-    """`12 added, 3 modified, 1 deleted, 2 moved, 0 failed in 0.8 s`, or `up to date`."""
-    if not report.change_count and not report.failed_total:
+    """`12 added, 3 modified, 1 deleted, 2 moved, 0 failed in 0.8 s` (with `, 1 warning` after
+    `failed` when notes were indexed with warnings), or `up to date`."""
+    if not report.change_count and not report.failed_total and not report.file_warnings_total:
         return f"up to date ({report.unchanged} files unchanged, {report.duration_s:.1f} s)"
+    warnings = report.file_warnings_total
+    noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
     return (f"{len(report.added)} added, {len(report.modified)} modified, "
             f"{len(report.deleted)} deleted, {len(report.moved)} moved, "
-            f"{report.failed_total} failed in {report.duration_s:.1f} s")
+            f"{report.failed_total} failed{noted} in {report.duration_s:.1f} s")
 
 
 def print_status(report: StatusReport) -> None:
@@ -367,15 +382,15 @@ def main() -> None:
     """Console entry point: map errors to one line and the documented exit codes."""
     try:
         exit_code = app(args=_optional_values(sys.argv[1:]), standalone_mode=False)
-    except typer.TyperException as error:  # click's errors, vendored by typer
-        if type(error).__name__ == "NoArgsIsHelpError":
-            print(error.ctx.get_help())  # type: ignore[attr-defined]
-            sys.exit(2)
-        print(f"bm: error: {error.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
-        sys.exit(getattr(error, "exit_code", 2))
+    except NoArgsIsHelpError as error:
+        print(error.ctx.get_help() if error.ctx else "")
+        sys.exit(2)
+    except ClickException as error:  # click's errors, vendored by typer
+        print(f"bm: error: {error.format_message()}", file=sys.stderr)
+        sys.exit(error.exit_code)
     except typer.Abort:
         sys.exit(130)
     except BmSyncError as error:
         print(f"bm: error: {error}", file=sys.stderr)
-        sys.exit(getattr(error, "exit_code", 1))
+        sys.exit(2 if isinstance(error, USAGE_ERRORS) else 1)
     sys.exit(exit_code if isinstance(exit_code, int) else 0)

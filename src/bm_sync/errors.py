@@ -2,10 +2,13 @@
 
 Per-file problems (unreadable file, broken YAML, a file that vanished) are *data*: they travel as
 `Failure` records in a report and never unwind a run. Exceptions are for the run as a whole: the
-caller catches `BmSyncError` or one of its subclasses, at whatever level it cares about.
+caller catches `BmSyncError` or one of its subclasses, at whatever level it cares about. None of
+them carries a process exit code: that mapping belongs to the CLI.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class BmSyncError(Exception):
@@ -24,20 +27,79 @@ class SyncLocked(BmSyncError):
     """Another process holds the lock of this folder (a concurrent sync or record)."""
 
 
-class DatabaseMismatch(BmSyncError):
-    """The database does not belong to this index (replaced, emptied, or another project's)."""
-
-
 class NotAFolder(BmSyncError):
     """The root given to the detector is not an existing directory."""
 
 
 class DatabaseUnusable(BmSyncError):
-    """The database cannot be opened or migrated (not a database, no driver, unreachable).
+    """The database cannot be opened or migrated (not a database, no driver, unreachable)."""
 
-    A malformed URL is the user's typo, so it carries `exit_code` 2 (a usage error) for the CLI.
-    """
 
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class DatabaseUrlInvalid(DatabaseUnusable):
+    """The database URL itself is wrong: malformed, an unknown dialect, or a synchronous driver
+    (`sqlite://` where `sqlite+aiosqlite://` is needed). The user's input, not the database."""
+
+
+class PathOutsideRoot(BmSyncError):
+    """A file argument that is not inside the notes folder."""
+
+
+class HistoryError(BmSyncError):
+    """Unknown file or revision in the history, or a version whose content was not stored."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """A one-line, lowercase reason for an OSError, without the path (the record has it)."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, FileNotFoundError):
+        return "vanished during scan"
+    return (error.strerror or type(error).__name__).lower()
+
+
+class SyncFailed(BmSyncError):
+    """A sync could not complete: the folder's state (`.basic-memory/`) or the database could
+    not be written (permissions, a full disk, a read-only file system, a locked database).
+    Nothing is lost: the database commits come first and the index last, so the next sync,
+    once the cause is gone, converges. The message is one line: the cause, then a hint."""
+
+
+_HINTS = {
+    errno.EACCES: "check the permissions and the owner of the notes folder and .basic-memory",
+    errno.EPERM: "check the permissions and the owner of the notes folder and .basic-memory",
+    errno.ENOSPC: "free some space, then sync again",
+    errno.EDQUOT: "free some space (the disk quota is reached), then sync again",
+    errno.EFBIG: "a file grew past the allowed size; free some space or raise the limit",
+    errno.EROFS: "the file system is read-only; bm status still works there",
+    errno.ENOTDIR: "something in .basic-memory is a file where bm expects a folder; "
+                   "move it away and sync again",
+    errno.EISDIR: "something in .basic-memory is a folder where bm expects a file; "
+                  "move it away and sync again",
+}
+
+
+def os_error_line(error: OSError) -> str:
+    """`cannot write PATH: REASON; HINT`: one line for an OSError that stops a whole run."""
+    where = f" {error.filename}" if error.filename else ""
+    hint = _HINTS.get(error.errno or 0, "sync again once the cause is gone")
+    return f"cannot write{where}: {describe_os_error(error)}; {hint}"
+
+
+def database_error_line(message: str) -> str:
+    """One line, cause then hint, for a database error that stops a whole run."""
+    return f"database error: {message}; {database_hint(message)}"
+
+
+def database_hint(message: str) -> str:
+    """What to do about a database error, from the driver's message (SQLite's wording, which
+    the other drivers resemble)."""
+    lowered = message.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return "another process holds the database; sync again when it is done"
+    if "readonly" in lowered or "read-only" in lowered:
+        return "the database file or its folder is read-only; make it writable (chmod 644)"
+    if "full" in lowered or "disk" in lowered or "i/o" in lowered:
+        return "free some space (or check the disk), then sync again"
+    if "permission" in lowered or "unable to open" in lowered:
+        return "check the permissions and the owner of the database and its folder"
+    return "sync again once the cause is gone"

@@ -2,14 +2,16 @@
 
 Migrations run when a database is opened and is not at `HEAD_REVISION`; a database already at
 head costs one `SELECT version_num FROM alembic_version` and alembic is not even imported.
+Errors come out as one line (`DatabaseUnusable`, or `DatabaseUrlInvalid` for the URL itself).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url, select, text
+from sqlalchemy import event, inspect, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
     ArgumentError,
@@ -17,17 +19,19 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     SQLAlchemyError,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-import bm_sync
 from bm_sync.db import HEAD_REVISION
-from bm_sync.db.models import Project
-from bm_sync.errors import DatabaseUnusable
+from bm_sync.db.urls import sqlite_file
+from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid, database_hint
+
+BUSY_TIMEOUT_MS = 10_000
 
 
 def migrations_dir() -> Path:
-    """The alembic script directory: shipped inside the wheel, or the repository's `alembic/`."""
-    package = Path(bm_sync.__file__).resolve().parent
+    """The alembic script directory: shipped inside the wheel (`bm_sync/_alembic`), or the
+    repository's `alembic/` in a source checkout (`src/bm_sync/db/engine.py` -> the root)."""
+    package = Path(__file__).resolve().parents[1]
     shipped = package / "_alembic"
     if (shipped / "env.py").exists():
         return shipped
@@ -40,50 +44,85 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
-async def open_database(url: str) -> AsyncEngine:
-    """An engine for `url`, migrated to head. SQLite files get their folder created."""
-    is_sqlite = url.startswith("sqlite")
-    if is_sqlite:
-        database = url.partition(":///")[2].split("?", 1)[0]
-        if database and database != ":memory:":
-            try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise DatabaseUnusable(f"database {_redacted(url)!r} cannot be created: "
-                                       f"{error.strerror or error}") from error
+def create_engine(url: str) -> AsyncEngine:
+    """An engine for `url`, not connected yet (SQLite gets its pragmas on each connection)."""
     try:
         engine = create_async_engine(url)
     except (ArgumentError, NoSuchModuleError, InvalidRequestError) as error:
         # A malformed URL, an unknown dialect or a sync-only driver: the user's input.
-        raise DatabaseUnusable(f"database URL {_redacted(url)!r} is not usable: "
-                               f"{_first_line(error)}", exit_code=2) from error
+        raise DatabaseUrlInvalid(f"database URL {redacted(url)!r} is not usable: "
+                                 f"{first_line(error)}") from error
     except ImportError as error:
-        raise DatabaseUnusable(f"the driver for {_redacted(url)!r} is not installed: "
-                               f"{_first_line(error)}") from error
-    if is_sqlite:
+        raise DatabaseUnusable(f"the driver for {redacted(url)!r} is not installed: "
+                               f"{first_line(error)}") from error
+    if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+async def open_database(url: str) -> AsyncEngine:
+    """An engine for `url`, migrated to head. No folder is created: a SQLite file's folder
+    must exist (the default one, `.basic-memory/`, is made by the folder lock)."""
+    engine = create_engine(url)
+    database = sqlite_file(url)
+    if database is not None and not database.parent.is_dir():
+        await engine.dispose()
+        raise DatabaseUnusable(f"the folder of database {str(database)!r} does not exist")
+    created = database is not None and not database.exists()
+    if database is not None and not created:
+        _writable_sidecars(database)
     try:
         async with engine.begin() as connection:
             if await connection.run_sync(read_revision) != HEAD_REVISION:
                 await connection.run_sync(upgrade_to_head)
     except (SQLAlchemyError, OSError, ImportError) as error:
         await engine.dispose()
-        raise DatabaseUnusable(f"database {_redacted(url)!r} cannot be opened: "
-                               f"{_first_line(error)}") from error
+        if created and database is not None:
+            # SQLite runs DDL outside the transaction: a new database whose first migration
+            # failed (a full disk) would stay half made. It was made here and holds nothing.
+            _remove_new_database(database)
+        message = first_line(error)
+        raise DatabaseUnusable(f"database {redacted(url)!r} cannot be opened: {message}; "
+                               f"{database_hint(message)}") from error
     return engine
 
 
-def _first_line(error: BaseException) -> str:
+def _writable_sidecars(database: Path) -> None:
+    """SQLite makes `-wal` and `-shm` with the database file's permissions: opened while it
+    was read-only (0444), they stay read-only after the user makes it writable again, and
+    every later sync would fail. Give them back the write bits the database has."""
+    try:
+        mode = os.stat(database).st_mode & 0o666
+    except OSError:
+        return
+    for suffix in ("-wal", "-shm"):
+        sidecar = f"{database}{suffix}"
+        try:
+            if os.stat(sidecar).st_mode & 0o666 != mode and os.access(database, os.W_OK):
+                os.chmod(sidecar, mode)
+        except OSError:  # not there, or not ours: SQLite says so if it matters
+            pass
+
+
+def _remove_new_database(database: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(f"{database}{suffix}")
+        except OSError:
+            pass
+
+
+def first_line(error: BaseException) -> str:
     """The driver's message without SQLAlchemy's multi-line background links."""
     error = getattr(error, "orig", None) or error
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL as it may be printed: without its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -93,16 +132,10 @@ def _redacted(url: str) -> str:
 
 def read_revision(connection: Connection) -> str | None:
     """The database's alembic revision, or None for a database without one."""
-    from sqlalchemy import inspect
-
     if not inspect(connection).has_table("alembic_version"):
         return None
-    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-
-async def current_revision(session: AsyncSession) -> str | None:
-    connection = await session.connection()
-    return await connection.run_sync(read_revision)
+    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return str(revision) if revision is not None else None
 
 
 def upgrade_to_head(connection: Connection) -> None:
@@ -115,13 +148,3 @@ def upgrade_to_head(connection: Connection) -> None:
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
-
-
-async def get_or_create_project(session: AsyncSession, root: Path,
-                                name: str | None = None) -> Project:
-    project = await session.scalar(select(Project).where(Project.root_path == str(root)))
-    if project is None:
-        project = Project(name=name or root.name or str(root), root_path=str(root))
-        session.add(project)
-        await session.flush()
-    return project

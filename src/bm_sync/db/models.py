@@ -28,12 +28,16 @@ class Base(DeclarativeBase):
 
 
 class Project(Base):
-    """One notes folder. `index_token` is also written into the folder's index, so that a sync
-    notices a database that is not the one the index was recorded against."""
+    """One notes folder. `uuid` is its identity, also recorded in the folder's index (so a
+    moved folder keeps its project: `bm_sync.identity`). `index_token` is also written into
+    the index, so that a sync notices a database that is not the one the index was recorded
+    against. `root_path` is where the folder was last synced."""
 
     __tablename__ = "project"
+    __table_args__ = (Index("ix_project_uuid", "uuid", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str | None] = mapped_column(String, nullable=True)
     name: Mapped[str] = mapped_column(String, nullable=False)
     root_path: Mapped[str] = mapped_column(String, nullable=False, unique=True)
     index_token: Mapped[str | None] = mapped_column(String, nullable=True)

@@ -1,111 +1,68 @@
-"""Batched, idempotent writes: what one sync transaction does to one project's entities.
+"""Entity writes and reads of one project: what one sync transaction does to its entities.
 
-Each helper is safe to repeat (a crashed sync re-applies the same changes): upserts on the
+Each write is safe to repeat (a crashed sync re-applies the same changes): upserts on the
 (project, path) key, moves that find the entity already moved, deletes of missing paths.
-Statements are chunked under the database's bound-parameter limit.
+Every list goes through `batches.chunks`, sized by the dialect's parameter limit.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bm_sync.db.models import Entity, Observation, Relation, SyncFailure
+from bm_sync.db.batches import chunks, insert_many, upsert
+from bm_sync.db.models import Entity, Observation, Relation, utc_now
 
+ENTITY_TABLE = Entity.metadata.tables["entity"]
 ENTITY_COLUMNS = ("file_path", "permalink", "title", "entity_type", "content_type", "checksum",
                   "checksum_kind", "size", "mtime", "tags")
-_SQLITE_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """What an entity row says of its file: enough to rebuild the file's index entry."""
 
-
-def _rows_per_statement(session: AsyncSession, columns: int) -> int:
-    limit = _SQLITE_VARIABLES if session.bind.dialect.name == "sqlite" else 30000
-    return max(1, limit // (columns + 1) - 1)
+    path: str
+    checksum: str | None
+    checksum_kind: str | None
+    size: int | None
+    mtime: float | None
 
 
 async def upsert_entities(session: AsyncSession, project_id: int,
                           rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert or update entities keyed by (project, file_path); return file_path -> id."""
-    dialect = session.bind.dialect.name
-    ids: dict[str, int] = {}
-    now = _now()
+    now = utc_now()
     values = [{**{column: row.get(column) for column in ENTITY_COLUMNS},
                "project_id": project_id, "created_at": now, "updated_at": now} for row in rows]
-    if dialect in ("sqlite", "postgresql") and values:
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        # One cached statement run as executemany: SQLAlchemy batches it into multi-row
-        # INSERT ... RETURNING under the parameter limit ("insertmanyvalues").
-        statement = dialect_insert(Entity.__table__)
-        statement = statement.on_conflict_do_update(
-            index_elements=["project_id", "file_path"],
-            set_={column: statement.excluded[column] for column in (*ENTITY_COLUMNS,
-                                                                     "updated_at")},
-        ).returning(Entity.__table__.c.file_path, Entity.__table__.c.id)
-        result = await session.execute(statement, values)
-        ids.update({path: entity_id for path, entity_id in result})
-        return ids
-    for value in values:  # any other database: select, then update or insert
-        existing = await session.scalar(select(Entity.id).where(
-            Entity.project_id == project_id, Entity.file_path == value["file_path"]))
-        if existing is None:
-            result = await session.execute(insert(Entity).values(**value).returning(Entity.id))
-            ids[value["file_path"]] = result.scalar_one()
-        else:
-            await session.execute(update(Entity).where(Entity.id == existing).values(
-                {column: value[column] for column in (*ENTITY_COLUMNS, "updated_at")}))
-            ids[value["file_path"]] = existing
-    return ids
+    ids = await upsert(session, ENTITY_TABLE, values, ("project_id", "file_path"),
+                       (*ENTITY_COLUMNS, "updated_at"))
+    return {path: entity_id for (_project, path), entity_id in ids.items()}
 
 
 async def replace_observations(session: AsyncSession,
                                rows_by_entity: dict[int, list[dict[str, Any]]]) -> None:
     """Replace all observations of these entities with the given rows."""
-    entity_ids = list(rows_by_entity)
-    for chunk in _chunks(entity_ids, 500):
+    for chunk in chunks(session, list(rows_by_entity)):
         await session.execute(delete(Observation).where(Observation.entity_id.in_(chunk)))
-    rows = [{**row, "entity_id": entity_id}
-            for entity_id, entity_rows in rows_by_entity.items() for row in entity_rows]
-    await _insert_many(session, Observation.__table__, rows)
+    await insert_many(session, Observation.metadata.tables["observation"], [
+        {**row, "entity_id": entity_id}
+        for entity_id, entity_rows in rows_by_entity.items() for row in entity_rows])
 
 
 async def replace_relations(session: AsyncSession,
                             rows_by_entity: dict[int, list[dict[str, Any]]]) -> None:
     """Replace all outgoing relations of these entities (new ones start unresolved)."""
-    entity_ids = list(rows_by_entity)
-    for chunk in _chunks(entity_ids, 500):
+    for chunk in chunks(session, list(rows_by_entity)):
         await session.execute(delete(Relation).where(Relation.from_id.in_(chunk)))
-    rows = [{"to_id": None, **row, "from_id": entity_id}
-            for entity_id, entity_rows in rows_by_entity.items() for row in entity_rows]
-    await _insert_many(session, Relation.__table__, rows)
-
-
-async def _insert_many(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Bulk insert. On SQLite, straight to the driver's executemany with tuples: for the
-    hundreds of thousands of observation and relation rows of a first sync, SQLAlchemy's
-    per-row parameter processing costs more than SQLite itself."""
-    if not rows:
-        return
-    if session.bind.dialect.name != "sqlite":
-        await session.execute(table.insert(), rows)
-        return
-    columns = list(rows[0])
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-           f"VALUES ({', '.join('?' for _ in columns)})")
-    connection = await session.connection()
-    await connection.exec_driver_sql(sql, [tuple(row[column] for column in columns)
-                                           for row in rows])
+    await insert_many(session, Relation.metadata.tables["relation"], [
+        {"to_id": None, **row, "from_id": entity_id}
+        for entity_id, entity_rows in rows_by_entity.items() for row in entity_rows])
 
 
 async def move_entity(session: AsyncSession, project_id: int, old_path: str,
@@ -123,7 +80,7 @@ async def move_entity(session: AsyncSession, project_id: int, old_path: str,
     if new_id is not None:
         await delete_entities(session, project_id, [new_path])
     await session.execute(update(Entity).where(Entity.id == old_id).values(
-        file_path=new_path, updated_at=_now()))
+        file_path=new_path, updated_at=utc_now()))
     return old_id
 
 
@@ -152,14 +109,14 @@ async def adopt_entity(session: AsyncSession, project_id: int, old_path: str,
                           .values(entity_id=old_id))
     await session.execute(delete(Entity).where(Entity.id == new_id))
     await session.execute(update(Entity).where(Entity.id == old_id)
-                          .values(**values, updated_at=_now()))
+                          .values(**values, updated_at=utc_now()))
 
 
 async def delete_entities(session: AsyncSession, project_id: int, paths: Sequence[str]) -> None:
     """Delete entities with their observations and outgoing relations; incoming relations
     become unresolved (to_id NULL, to_name kept), whether or not the database enforces
     foreign keys."""
-    for chunk in _chunks(list(paths), 500):
+    for chunk in chunks(session, paths):
         ids = list(await session.scalars(select(Entity.id).where(
             Entity.project_id == project_id, Entity.file_path.in_(chunk))))
         if not ids:
@@ -172,49 +129,105 @@ async def delete_entities(session: AsyncSession, project_id: int, paths: Sequenc
 
 async def unresolve_incoming(session: AsyncSession, entity_ids: list[int]) -> None:
     """Mark the relations pointing at these entities unresolved (to be resolved again)."""
-    for chunk in _chunks(entity_ids, 500):
+    for chunk in chunks(session, entity_ids):
         await session.execute(update(Relation).where(Relation.to_id.in_(chunk))
                               .values(to_id=None))
 
 
 async def resolve_relations(session: AsyncSession, project_id: int) -> None:
     """Point unresolved relations at their target: by permalink, then title, then path
-    (with or without `.md`). Set-based: one indexed UPDATE per rule, no loop in Python."""
+    (with or without `.md`); among several matches (two notes titled alike) the first by
+    path, so the result depends on the tree, not on the order rows were inserted. Then
+    collapse the edges that now repeat (`[[Target Entity]]` and `[[target]]` naming one note
+    with one relation type are one relation), among the notes whose relations were just
+    resolved. Set-based: one statement per rule."""
     in_project = select(Entity.id).where(Entity.project_id == project_id)
+    pending = list(await session.scalars(
+        select(Relation.from_id).distinct()
+        .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project))))
+    if not pending:
+        return
+    # Ordered by an expression of the path, not the path column: SQLite would otherwise walk
+    # the path index for the order instead of looking the title up (5 s against 0.1 s at
+    # 3k notes); the matches to sort are few.
+    by_path = Entity.file_path + ""
     for target in (Entity.permalink == Relation.to_name,
                    Entity.title == Relation.to_name,
                    Entity.file_path == Relation.to_name,
                    Entity.file_path == Relation.to_name + ".md"):
         match = (select(Entity.id).where(Entity.project_id == project_id, target)
-                 .order_by(Entity.id).limit(1).scalar_subquery())
+                 .order_by(by_path).limit(1).scalar_subquery())
         await session.execute(
             update(Relation)
             .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project))
             .values(to_id=match)
             .execution_options(synchronize_session=False))
+    for chunk in chunks(session, pending, parameters_per_item=2):  # the chunk is used twice
+        first_of_each_edge = (select(func.min(Relation.id))
+                              .where(Relation.to_id.is_not(None), Relation.from_id.in_(chunk))
+                              .group_by(Relation.from_id, Relation.to_id,
+                                        Relation.relation_type))
+        await session.execute(
+            delete(Relation)
+            .where(Relation.to_id.is_not(None), Relation.from_id.in_(chunk),
+                   Relation.id.not_in(first_of_each_edge))
+            .execution_options(synchronize_session=False))
 
 
-async def record_failure(session: AsyncSession, project_id: int, path: str,
-                         content_id: str | None, error: str) -> int:
-    """Count one more failure of `path` (restarting at 1 when its content changed)."""
-    now = time.time()
-    failure = await session.get(SyncFailure, (project_id, path))
-    if failure is None:
-        session.add(SyncFailure(project_id=project_id, file_path=path, content_id=content_id,
-                                error=error, count=1, first_failed_at=now, last_failed_at=now))
-        await session.flush()
-        return 1
-    if failure.content_id != content_id:
-        failure.count, failure.first_failed_at = 0, now
-    failure.count += 1
-    failure.content_id, failure.error, failure.last_failed_at = content_id, error, now
-    await session.flush()
-    return failure.count
+async def release_permalinks(session: AsyncSession, project_id: int,
+                             paths: Sequence[str]) -> dict[str, str]:
+    """Clear the permalinks of the entities at `paths` (about to be written again) and return
+    path -> the permalink each held."""
+    held: dict[str, str] = {}
+    for chunk in chunks(session, paths):
+        rows = await session.execute(select(Entity.file_path, Entity.permalink).where(
+            Entity.project_id == project_id, Entity.permalink.is_not(None),
+            Entity.file_path.in_(chunk)))
+        held.update({path: permalink for path, permalink in rows if permalink is not None})
+        await session.execute(update(Entity).where(
+            Entity.project_id == project_id, Entity.file_path.in_(chunk)).values(permalink=None))
+    return held
 
 
-async def clear_failure(session: AsyncSession, project_id: int, path: str) -> None:
-    await session.execute(delete(SyncFailure).where(
-        SyncFailure.project_id == project_id, SyncFailure.file_path == path))
+async def permalink_owners(session: AsyncSession, project_id: int,
+                           permalinks: Sequence[str]) -> dict[str, str]:
+    """permalink -> the path of the entity holding it, for those of `permalinks` held."""
+    owners: dict[str, str] = {}
+    for chunk in chunks(session, permalinks):
+        rows = await session.execute(select(Entity.permalink, Entity.file_path).where(
+            Entity.project_id == project_id, Entity.permalink.in_(chunk)))
+        owners.update({permalink: path for permalink, path in rows if permalink is not None})
+    return owners
+
+
+async def set_permalink(session: AsyncSession, project_id: int, path: str,
+                        permalink: str) -> None:
+    await session.execute(update(Entity).where(
+        Entity.project_id == project_id, Entity.file_path == path).values(permalink=permalink))
+
+
+async def stored_files(session: AsyncSession, project_id: int,
+                       paths: Sequence[str]) -> list[StoredFile]:
+    """The entity rows at these paths, as `StoredFile`s."""
+    found: list[StoredFile] = []
+    for chunk in chunks(session, paths):
+        result = await session.execute(
+            select(Entity.file_path, Entity.checksum, Entity.checksum_kind, Entity.size,
+                   Entity.mtime).where(Entity.project_id == project_id,
+                                       Entity.file_path.in_(chunk)))
+        found.extend(StoredFile(*row) for row in result)
+    return found
+
+
+async def checksums(session: AsyncSession, project_id: int,
+                    created_since: datetime | None = None) -> dict[str, str | None]:
+    """path -> checksum of the project's entities (those inserted since a time, if given),
+    streamed so that a large project is not materialised as ORM objects."""
+    query = select(Entity.file_path, Entity.checksum).where(Entity.project_id == project_id)
+    if created_since is not None:
+        query = query.where(Entity.created_at >= created_since)
+    result = await session.stream(query)
+    return {path: checksum async for path, checksum in result}
 
 
 async def _entity_id(session: AsyncSession, project_id: int, path: str) -> int | None:
@@ -227,9 +240,3 @@ def is_suffixed(permalink: str | None, base: str) -> bool:
     if not permalink or not permalink.startswith(base + "-"):
         return False
     return permalink[len(base) + 1:].isdigit()
-
-
-def _now() -> Any:
-    from bm_sync.db.models import utc_now
-
-    return utc_now()

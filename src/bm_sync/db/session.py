@@ -1,0 +1,42 @@
+"""An open entity database and the row of one project in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bm_sync.db.engine import open_database
+from bm_sync.db.runs import ProjectRow, claim_project
+
+
+class ProjectDatabase:
+    """The database (migrated to head on open) and `project`, the folder's row as it was when
+    opened. `sessions()` starts a session; `session.begin()` a transaction."""
+
+    def __init__(self, engine: AsyncEngine, project: ProjectRow) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
+        self.project = project
+
+    @property
+    def project_id(self) -> int:
+        return self.project.id
+
+    @classmethod
+    async def open(cls, url: str, root: Path, project_uuid: str,
+                   row_id: int | None = None) -> ProjectDatabase:
+        """Open (and migrate) the database and claim the folder's project row
+        (`runs.claim_project`)."""
+        engine = await open_database(url)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        try:
+            async with sessions() as session, session.begin():
+                project = await claim_project(session, root, project_uuid, row_id)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, project)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,106 @@
+"""What a sync reports (`SyncReport`, `SyncProgress`) and what it tracks per path on the way
+(`PathOutcomes`): the records the engine fills, kept apart from the engine itself."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bm_sync.changes import Change, Failure
+from bm_sync.consistency import stat_signature
+from bm_sync.detector import StatusReport
+
+FAILURE_LOG_SIZE = 100
+
+
+@dataclass
+class SyncReport(StatusReport):
+    """What a sync applied, as its history run records it. `failed` keeps the last 100 paths
+    that were not indexed, `failed_total` counts all; `file_warnings` the last 100 notes
+    indexed with a warning (broken frontmatter, invalid UTF-8), `file_warnings_total` all.
+    `rebuilt` says the sync was a rebuild, `rebuild_reason` why."""
+
+    duration_s: float = 0.0
+    rebuilt: bool = False
+    rebuild_reason: str | None = None
+    failed_total: int = 0
+    file_warnings: list[Failure] = field(default_factory=list)
+    file_warnings_total: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The `bm status --json` object plus `warnings`, `rebuilt`, `rebuild_reason` and
+        `duration_s`."""
+        data = super().to_json()
+        data["warnings"] = [{"path": warning.path, "warning": warning.error}
+                            for warning in self.file_warnings]
+        data["rebuilt"] = self.rebuilt
+        data["rebuild_reason"] = self.rebuild_reason
+        data["duration_s"] = round(self.duration_s, 3)
+        return data
+
+    def add_sweep(self, moves: list[tuple[str, str]], deleted: list[str]) -> None:
+        """A rebuild's sweep turns some of its adds into moves, and finds the deletions."""
+        moved_to = {new for _old, new in moves}
+        self.added = [path for path in self.added if path not in moved_to]
+        self.moved.extend(moves)
+        self.deleted.extend(deleted)
+        self.sort()
+
+
+@dataclass
+class SyncProgress:
+    """Counters for a progress bar; `expected` is the file count of the last recorded state
+    (0 on a first sync), `finished` is set by the last call, when every file is examined."""
+
+    scanned: int = 0
+    hashed: int = 0
+    applied: int = 0
+    expected: int = 0
+    finished: bool = False
+
+
+class FailureLog:
+    """The in-memory record of failures, capped (least recently failed dropped first)."""
+
+    def __init__(self, capacity: int = FAILURE_LOG_SIZE) -> None:
+        self.capacity = capacity
+        self.total = 0
+        self._entries: OrderedDict[str, str] = OrderedDict()
+
+    def add(self, failure: Failure) -> None:
+        self.total += 1
+        self._entries.pop(failure.path, None)
+        self._entries[failure.path] = failure.error
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def failures(self) -> list[Failure]:
+        return [Failure(path, error) for path, error in self._entries.items()]
+
+
+@dataclass
+class PathOutcomes:
+    """What one sync did to each path, beyond the report: failures to remember in the
+    breaker's table, paths the index must not record, paths applied."""
+
+    root: Path
+    log: FailureLog = field(default_factory=FailureLog)
+    warnings: FailureLog = field(default_factory=FailureLog)
+    hard_failures: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    excluded: set[str] = field(default_factory=set)
+    applied: set[str] = field(default_factory=set)
+
+    def skipped(self, failure: Failure) -> None:
+        """A path the breaker held back: reported, not applied, not counted again."""
+        self.log.add(failure)
+        self.excluded.add(failure.path)
+
+    def failed(self, failure: Failure, change: Change | None = None) -> None:
+        """A path not applied: reported, left out of the index, counted by the breaker."""
+        self.log.add(failure)
+        content_id = change.content_id if change else stat_signature(self.root, failure.path)
+        self.hard_failures[failure.path] = (content_id, failure.error)
+        self.excluded.add(failure.path)
+        if change is not None and change.old_path:
+            self.excluded.add(change.old_path)

@@ -17,7 +17,7 @@ Versions are a bonus, so a damaged store never fails a command. The packs are op
 through dulwich's `DiskObjectStore`, so that a pack whose index is unusable (truncated, garbage)
 can be left out: readers see its versions as not stored; writers (a sync's `flush`, `prune`,
 both under the folder's lock) rebuild the index from the pack, like `git index-pack`, and say so
-in `warnings`. Writers also delete what a killed writer left behind (spools, temporary packs).
+(`take_warnings`). Writers also delete what killed writers left behind (spools, temporary packs).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def blob_id(data: bytes) -> str:
 class VersionStore:
     """Note contents as git blobs in packs, keyed by git blob id.
 
-    `warnings` holds one line per problem met in the store (a damaged pack index, and what was
-    done about it), for the caller to report.
+    `take_warnings()` gives one line per problem met in the store (a damaged pack index, and
+    what was done about it), for the caller to report.
     """
 
     def __init__(self, state_dir: Path) -> None:
@@ -81,9 +81,12 @@ class VersionStore:
         self._spool: Any = None
         self._staged: set[str] = set()
 
-    @property
-    def warnings(self) -> list[str]:
-        return list(self._problems.values())
+    def take_warnings(self) -> list[str]:
+        """The problems met since the last call, one line each (a long-lived engine reports
+        each once)."""
+        warnings = list(self._problems.values())
+        self._problems = {}
+        return warnings
 
     def _open_packs(self) -> list[tuple[str, Any]]:
         """The packs with a usable index, opened on first use; the others are noted."""
@@ -162,7 +165,7 @@ class VersionStore:
 
     def read(self, content_id: str) -> bytes | None:
         """The stored content of a version, or None when it was not stored (or its pack is
-        damaged: noted in `warnings`)."""
+        damaged: see `take_warnings`)."""
         key = content_id.encode()
         for name, pack in self._open_packs():
             if key in pack:

@@ -690,3 +690,16 @@ def test_dash_h_is_help_everywhere(command: list[str]) -> None:
     short, long = run_bm(*command, "-h"), run_bm(*command, "--help")
     assert short.returncode == long.returncode == 0
     assert short.stdout == long.stdout and "Usage: " in short.stdout
+
+
+def test_forced_restore_refuses_what_no_version_can_hold(notes: Path) -> None:
+    """--force stores the overwritten content first; content over the versions' size limit
+    cannot be stored, so even --force refuses rather than lose it."""
+    write(notes, "a.md", "# A\n", old=False)
+    sync(notes)
+    big = "# A\n" + "words " * 200_000  # over 1 MiB
+    write(notes, "a.md", big, old=False)
+    result = _restore(notes, "a.md", "--rev", "~0", "--force")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "could not be stored" in result.stderr
+    assert (notes / "a.md").read_text() == big

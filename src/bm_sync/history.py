@@ -61,8 +61,8 @@ class RunRecord:
 @dataclass(frozen=True)
 class VersionRecord:
     """One entry of a file's timeline. `stored`: its content can be shown and restored.
-    `lifetime`: 0 for the file at this path (now, or when last there), 1 for the file that
-    was there before it (deleted or moved away), and so on; `~N` counts in lifetime 0 only,
+    `lifetime`: 0 for the file at this path (now, or when last there), 1 for the file
+    deleted there before it came, and so on; `~N` counts in lifetime 0 only,
     earlier files' versions are reached by content id."""
 
     change_id: int
@@ -104,7 +104,8 @@ class History:
     async def timeline(self, path: str) -> list[VersionRecord]:
         """The timeline of one file (root-relative path), newest first, following moves back
         to its first appearance; then, marked by `lifetime` 1, 2, ..., the timelines of the
-        earlier files that were at this path (deleted, or moved away, before this one came)."""
+        earlier files deleted at this path before this one came (one that moved away is not
+        listed: its timeline goes on at its new path)."""
         records: list[VersionRecord] = []
         async with self.database.sessions() as session:
             taken: set[int] = set()
@@ -114,6 +115,8 @@ class History:
                     continue
                 earlier = await self._follow(session, path, row.id + 1, lifetime)
                 taken.update(record.change_id for record in earlier)
+                if lifetime and earlier[0].kind is not ChangeKind.DELETED:
+                    continue  # a file that moved away: its timeline goes on where it went
                 records.extend(earlier)
                 lifetime += 1
         if not records:
@@ -196,12 +199,29 @@ class History:
                     raise HistoryError(f"{path} {unrecorded}, and no sync was given to "
                                        "record them first")
                 await record()
+                on_disk = self._disk_content_id(path)
+                if on_disk is not None and not self.versions.has(on_disk):
+                    raise HistoryError(f"{path}: its content could not be stored as a version "
+                                       "(not a note, over the size limit, or versions off); "
+                                       "move it away first")
             _write_file(target, content, path)
         return version
 
     def _unrecorded(self, path: str, newest: VersionRecord) -> str | None:
         """Why the file on disk cannot be overwritten safely, or None: absent, its newest
         recorded version, or a stored version (nothing would be lost)."""
+        content_id = self._disk_content_id(path)
+        if content_id is None:
+            return None
+        if newest.kind is not ChangeKind.DELETED and content_id == newest.content_id:
+            return None
+        if self.versions.has(content_id):
+            return None
+        return "has changes that no sync recorded"
+
+    def _disk_content_id(self, path: str) -> str | None:
+        """The content id of the file at `path` (None when there is none); `HistoryError`
+        when something else is there or it cannot be read."""
         target = self.root / path
         try:
             mode = os.lstat(target).st_mode
@@ -215,14 +235,9 @@ class History:
             raise HistoryError(f"cannot restore {path}: it is not a regular file now "
                                "(a symlink?); move it away first")
         try:
-            content_id = hash_file(str(target), HashPolicy(workers=1)).content_id.hex()
+            return hash_file(str(target), HashPolicy(workers=1)).content_id.hex()
         except OSError as error:
             raise HistoryError(f"cannot restore {path}: {_reason(error)}") from None
-        if newest.kind is not ChangeKind.DELETED and content_id == newest.content_id:
-            return None
-        if self.versions.has(content_id):
-            return None
-        return "has changes that no sync recorded"
 
     async def prune(self, keep_last: int | None = None,
                     keep_days: float | None = None) -> tuple[int, int]:

@@ -120,7 +120,7 @@ class VersionStore:
             return False
         if self._spool is None:
             self.pack_dir.mkdir(parents=True, exist_ok=True)
-            self._remove_leftovers()
+            self.remove_leftovers()
             self._spool = open(self._spool_path, "wb")  # noqa: SIM115 - closed in flush()
         self._spool.write(_LENGTH.pack(len(data)))
         self._spool.write(data)
@@ -132,7 +132,7 @@ class VersionStore:
         `MAX_PACKS`, and close the store (a long-lived engine keeps no pack open between
         syncs); return the number of blobs written. Called under the folder's lock: also
         repairs damaged pack indexes and deletes what killed writers left behind."""
-        self._remove_leftovers()
+        self.remove_leftovers()
         try:
             self._repair()
             if self._spool is None:
@@ -182,7 +182,7 @@ class VersionStore:
         """Rewrite the store with only the `keep` blobs; return (bytes before, bytes after)."""
         if not self.pack_dir.is_dir():
             return 0, 0
-        self._remove_leftovers()
+        self.remove_leftovers()
         before = self.disk_bytes()
         try:
             self._repair()
@@ -254,7 +254,7 @@ class VersionStore:
                 for suffix in (".pack", ".idx", ".rev", ".bitmap"):
                     (self.pack_dir / (name + suffix)).unlink(missing_ok=True)
 
-    def _remove_leftovers(self) -> None:
+    def remove_leftovers(self) -> None:
         """Delete the spool files and temporary packs of killed writers (their process is
         gone). Called by writers, under the folder's lock: no live writer owns them."""
         candidates: list[tuple[Path, str]] = []

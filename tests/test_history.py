@@ -7,14 +7,24 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from bm_sync.errors import HistoryError
 from bm_sync.sync import SyncEngine
 from bm_sync.versions import MAX_PACKS, VersionPolicy, blob_id
-from tests.helpers import BM, REPO, bm_json, run_bm, write
+from tests.helpers import (
+    BM,
+    REPO,
+    as_unprivileged,
+    bm_json,
+    run_bm,
+    share_state_with_everyone,
+    write,
+)
 
 
 def sync(root: Path, *args: str) -> None:
@@ -224,7 +234,7 @@ def test_identical_content_is_stored_once_and_git_reads_it(notes: Path) -> None:
 def test_versions_off(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     sync(notes, "--no-versions")
-    assert not (notes / ".basic-memory" / "objects").exists()
+    assert not list((notes / ".basic-memory").glob("objects/pack/*.pack"))
     entries = bm_json("history", str(notes / "a.md"))["versions"]
     assert entries[0]["kind"] == "added" and entries[0]["stored"] is False
 
@@ -444,3 +454,252 @@ def test_history_cli_paths_and_revisions(notes: Path, story: dict) -> None:
         result = run_bm("history", str(target), *args, "--json")
         assert result.returncode == 2, args
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("bm: error:")
+
+
+# -- restore never loses words -------------------------------------------------------------------
+
+def _restore(notes: Path, relative: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_bm("restore", str(notes / relative), *args)
+
+
+def test_restore_refuses_to_overwrite_changes_no_sync_recorded(notes: Path) -> None:
+    """Like `git checkout`: an edit made since the last sync would be lost, so restore says so
+    in one line, writes nothing, and --force first records the edit as a version."""
+    write(notes, "a.md", "# A\nfirst\n", old=False)
+    sync(notes)
+    write(notes, "a.md", "# A\nsecond\n", old=False)
+    sync(notes)
+    write(notes, "a.md", "# A\nmy unsynced words\n", old=False)
+    refused = _restore(notes, "a.md", "--rev", "~1")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "--force" in refused.stderr
+    assert (notes / "a.md").read_text() == "# A\nmy unsynced words\n"
+    assert sorted(path.name for path in notes.iterdir()) == [".basic-memory", "a.md"]
+
+    forced = _restore(notes, "a.md", "--rev", "~1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (notes / "a.md").read_text() == "# A\nfirst\n"  # ~1 as it was before the restore
+    words = blob_id(b"# A\nmy unsynced words\n")
+    newest = bm_json("history", str(notes / "a.md"))["versions"][0]
+    assert (newest["content_id"], newest["stored"]) == (words, True)
+    shown = run_bm("history", str(notes / "a.md"), "--show", words[:8])
+    assert shown.stdout == "# A\nmy unsynced words\n"
+
+
+def test_restore_over_a_stored_version_needs_no_sync(notes: Path) -> None:
+    """Restoring twice in a row: what the first restore wrote is a stored version, so nothing
+    would be lost; likewise a file deleted since the last sync is simply written back."""
+    for text in ("# A\nfirst\n", "# A\nsecond\n", "# A\nthird\n"):
+        write(notes, "a.md", text, old=False)
+        sync(notes)
+    assert _restore(notes, "a.md", "--rev", "~2").returncode == 0
+    result = _restore(notes, "a.md", "--rev", "~1")
+    assert result.returncode == 0, result.stderr
+    assert (notes / "a.md").read_text() == "# A\nsecond\n"
+    (notes / "a.md").unlink()
+    assert _restore(notes, "a.md", "--rev", "~0").returncode == 0
+    assert (notes / "a.md").read_text() == "# A\nthird\n"
+
+
+def test_restore_onto_a_folder_is_one_line_and_leaves_nothing(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    sync(notes)
+    (notes / "a.md").unlink()
+    (notes / "a.md").mkdir()
+    write(notes, "a.md/inside.md", "# Inside\n")
+    for args in (["--rev", "~0"], ["--rev", "~0", "--force"]):
+        result = _restore(notes, "a.md", *args)
+        assert result.returncode == 1, args
+        assert result.stderr.count("\n") == 1 and "folder" in result.stderr
+    assert sorted(path.name for path in notes.iterdir()) == [".basic-memory", "a.md"]
+    assert [path.name for path in (notes / "a.md").iterdir()] == ["inside.md"]
+
+
+def test_restore_into_a_read_only_folder_is_one_line_and_leaves_nothing(notes: Path) -> None:
+    write(notes, "sub/a.md", "# A\n")
+    sync(notes)
+    (notes / "sub/a.md").unlink()
+    share_state_with_everyone(notes)  # the lock, the database
+    (notes / "sub").chmod(0o555)
+
+    def restore() -> str:
+        async def run() -> None:
+            async with SyncEngine.open(notes) as engine:
+                await engine.restore("sub/a.md", "~0")
+        try:
+            asyncio.run(run())
+        except HistoryError as error:
+            return str(error)
+        return "restored"
+
+    error = as_unprivileged(restore)
+    assert error.count("\n") == 0 and "permission denied" in error
+    assert list((notes / "sub").iterdir()) == []
+
+
+def test_a_deleted_and_recreated_path_keeps_its_earlier_file(notes: Path) -> None:
+    """`bm history` shows the earlier file after the current one, marked as such, without
+    `~N`; its versions stay showable and restorable by content id."""
+    earlier = [b"# Old\nfirst\n", b"# Old\nsecond\n"]
+    for content in earlier:
+        write(notes, "a.md", content, old=False)
+        sync(notes)
+    (notes / "a.md").unlink()
+    sync(notes)
+    write(notes, "a.md", "# New\n", old=False)
+    sync(notes)
+    target = str(notes / "a.md")
+    entries = bm_json("history", target)["versions"]
+    assert [(entry["kind"], entry["lifetime"]) for entry in entries] == [
+        ("added", 0), ("deleted", 1), ("modified", 1), ("added", 1)]
+    lines = run_bm("history", target).stdout.splitlines()
+    assert lines[0].split()[0] == "~0" and "earlier file" not in lines[0]
+    assert all("(an earlier file at this path)" in line and not line.startswith(" ~")
+               for line in lines[1:])
+    old_id = blob_id(earlier[0])
+    assert run_bm("history", target, "--show", old_id[:8]).stdout.encode() == earlier[0]
+    assert "+# Old" in run_bm("history", target, "--diff", old_id[:8]).stdout
+    too_far = run_bm("history", target, "--show", "~1")
+    assert too_far.returncode == 1 and "has 1 version (" in too_far.stderr
+    result = _restore(notes, "a.md", "--rev", blob_id(earlier[1])[:8])
+    assert result.returncode == 0, result.stderr
+    assert (notes / "a.md").read_bytes() == earlier[1]
+
+
+def test_history_of_a_file_takes_a_limit(notes: Path, story: dict) -> None:
+    target = str(notes / "archive/idea.md")
+    lines = run_bm("history", target, "--limit", "2").stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["~0", "~0"]
+    assert len(bm_json("history", target, "--limit", "3")["versions"]) == 3
+
+
+async def test_library_records_are_typed_and_exported(notes: Path) -> None:
+    import bm_sync
+    from bm_sync.changes import ChangeKind
+
+    write(notes, "a.md", "# A\n")
+    async with bm_sync.SyncEngine.open(notes) as engine:
+        await engine.sync()
+        (run,) = await engine.runs()
+        (version,) = await engine.history("a.md")
+    assert isinstance(run, bm_sync.RunRecord) and isinstance(version, bm_sync.VersionRecord)
+    assert version.kind is ChangeKind.ADDED and version.lifetime == 0
+
+
+# -- a damaged store is a warning, never a failure ------------------------------------------------
+
+def _damage(index: Path, how: str) -> None:
+    data = index.read_bytes()
+    index.write_bytes(data[:100] if how == "truncated" else os.urandom(len(data)))
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_a_damaged_pack_index_is_a_warning_and_repaired(notes: Path, how: str) -> None:
+    write(notes, "a.md", "# A\nfirst\n", old=False)
+    sync(notes)
+    (index,) = (notes / ".basic-memory/objects/pack").glob("*.idx")
+    _damage(index, how)
+    target = str(notes / "a.md")
+    entries = bm_json("history", target)["versions"]  # the timeline is still there
+    assert [(entry["kind"], entry["stored"]) for entry in entries] == [("added", False)]
+    lost = run_bm("history", target, "--show", "~0")
+    assert lost.returncode == 1 and lost.stderr.count("\n") == 1
+
+    write(notes, "a.md", "# A\nsecond\n", old=False)
+    result = run_bm("sync", str(notes), "--quiet")
+    assert result.returncode == 0
+    assert result.stderr.count("\n") == 1 and "rebuilt" in result.stderr, result.stderr
+    shown = run_bm("history", target, "--show", "~1")  # the index was rebuilt from its pack
+    assert shown.returncode == 0 and shown.stdout == "# A\nfirst\n"
+    write(notes, "a.md", "# A\nthird\n", old=False)
+    assert run_bm("sync", str(notes), "--quiet").stderr == ""
+
+
+def test_a_damaged_pack_is_set_aside_once(notes: Path) -> None:
+    write(notes, "a.md", "# A\nfirst\n", old=False)
+    sync(notes)
+    (pack,) = (notes / ".basic-memory/objects/pack").glob("*.pack")
+    pack.write_bytes(b"garbage")
+    _damage(pack.with_suffix(".idx"), "garbage")
+    write(notes, "a.md", "# A\nsecond\n", old=False)
+    result = run_bm("sync", str(notes), "--quiet")
+    assert result.returncode == 0
+    assert result.stderr.count("\n") == 1 and "lost" in result.stderr, result.stderr
+    assert pack.exists()  # kept for whoever wants to look at it
+    assert run_bm("history", str(notes / "a.md"), "--show", "~0").stdout == "# A\nsecond\n"
+    write(notes, "a.md", "# A\nthird\n", old=False)
+    assert run_bm("sync", str(notes), "--quiet").stderr == ""
+
+
+def test_a_killed_prune_leaves_no_temporary_pack(notes: Path) -> None:
+    """SIGKILL while prune rewrites the store; the next prune deletes what it left."""
+    for round_number in range(2):
+        for number in range(60):
+            write(notes, f"n{number}.md", f"# {number} {round_number}\n".encode()
+                  + os.urandom(300_000).hex().encode(), old=False)
+        sync(notes)
+    pack_dir = notes / ".basic-memory/objects/pack"
+    prune = subprocess.Popen([*BM, "prune", str(notes), "--keep", "1"])
+    leftover = pack_dir / f"tmp_pack_{prune.pid}"
+    while prune.poll() is None and not leftover.exists():
+        pass
+    prune.kill()
+    prune.wait()
+    assert leftover.exists(), "the prune ended before it could be killed mid-rewrite"
+    result = run_bm("prune", str(notes), "--keep", "1")
+    assert result.returncode == 0, result.stderr
+    assert not list(pack_dir.glob("tmp_*"))
+    assert run_bm("history", str(notes / "n0.md"), "--show", "~0").returncode == 0
+
+
+@pytest.mark.parametrize("command", [["prune", "{notes}", "--keep", "1"],
+                                     ["restore", "{notes}/a.md", "--rev", "~0"]])
+def test_restore_and_prune_wait_for_a_running_sync(notes: Path, command: list[str]) -> None:
+    write(notes, "a.md", "# A\n")
+    sync(notes)
+    arguments = [part.format(notes=notes) for part in command]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'w'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(notes / ".basic-memory" / "lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        refused = run_bm(*arguments)
+        assert refused.returncode == 1 and "--wait" in refused.stderr
+        waiting = subprocess.Popen([*BM, *arguments, "--wait"], stderr=subprocess.PIPE)
+        time.sleep(1)
+        assert waiting.poll() is None  # still waiting for the lock
+    finally:
+        holder.communicate("")
+    assert waiting.wait(timeout=120) == 0
+
+
+# -- small things ---------------------------------------------------------------------------------
+
+def test_version_option() -> None:
+    import bm_sync
+
+    result = run_bm("--version")
+    assert (result.returncode, result.stdout) == (0, f"bm {bm_sync.__version__}\n")
+
+
+@pytest.mark.parametrize("command", [[], ["status"], ["sync"], ["history"], ["restore"],
+                                     ["prune"]])
+def test_dash_h_is_help_everywhere(command: list[str]) -> None:
+    short, long = run_bm(*command, "-h"), run_bm(*command, "--help")
+    assert short.returncode == long.returncode == 0
+    assert short.stdout == long.stdout and "Usage: " in short.stdout
+
+
+def test_forced_restore_refuses_what_no_version_can_hold(notes: Path) -> None:
+    """--force stores the overwritten content first; content over the versions' size limit
+    cannot be stored, so even --force refuses rather than lose it."""
+    write(notes, "a.md", "# A\n", old=False)
+    sync(notes)
+    big = "# A\n" + "words " * 200_000  # over 1 MiB
+    write(notes, "a.md", big, old=False)
+    result = _restore(notes, "a.md", "--rev", "~0", "--force")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "could not be stored" in result.stderr
+    assert (notes / "a.md").read_text() == big

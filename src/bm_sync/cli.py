@@ -36,6 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # -h everywhere, as in git
     help="Keep a knowledge base's entity database in step with its folder of notes.",
 )
 
@@ -53,8 +54,20 @@ PartialHashOption = Annotated[
 ]
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from bm_sync import __version__
+
+        print(f"bm {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version, help="Print bm's version and exit.")
+    ] = False,
+) -> None:
     """Keep a knowledge base's entity database in step with its folder of notes."""
 
 
@@ -174,12 +187,13 @@ def _find_root(target: Path, root: Path | None) -> Path:
     return root if root is not None else find_root(target)
 
 
-def _engine(root: Path, database_url: str | None) -> AbstractAsyncContextManager[SyncEngine]:
+def _engine(root: Path, database_url: str | None,
+            wait: bool = False) -> AbstractAsyncContextManager[SyncEngine]:
     from bm_sync.sync import SyncEngine
 
     if not root.is_dir():
         raise typer.BadParameter(f"not a folder: {root}")
-    return SyncEngine.open(root, database_url)
+    return SyncEngine.open(root, database_url, wait=wait)
 
 
 def _file_in(notes_root: Path, target: Path) -> str:
@@ -194,7 +208,9 @@ def _file_in(notes_root: Path, target: Path) -> str:
 def history(
     target: Annotated[Path, typer.Argument(
         help="A notes folder (its recent runs) or a file (its timeline).")] = Path("."),
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs.")] = 20,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, help="How many runs (default 20) or timeline entries (default all).")
+    ] = None,
     show: Annotated[str | None, typer.Option(
         "--show", metavar="REV", help="Print that version's content (~N or an id prefix).")
     ] = None,
@@ -223,7 +239,7 @@ def history(
     async def run() -> None:
         async with _engine(notes_root, database_url) as engine:
             if file is None:
-                runs = await engine.runs(limit)
+                runs = await engine.runs(limit or 20)
                 if json_output:
                     print(json.dumps({"runs": [item.to_json() for item in runs]}))
                 else:
@@ -237,12 +253,12 @@ def history(
                 sys.stdout.write(await engine.diff(file, diff or None))
                 return
             versions = await engine.history(file)
+            numbered = _numbered(versions)[:limit]  # `~N` counts the whole timeline
             if json_output:
                 print(json.dumps({"path": versions[0].path,
-                                  "versions": [item.to_json() for item in versions]}))
+                                  "versions": [item.to_json() for item, _number in numbered]}))
             else:
-                print("\n".join(_version_line(item, number) for number, item in
-                                enumerate(_numbered(versions))))
+                print("\n".join(_version_line(item) for item in numbered))
 
     asyncio.run(run())
 
@@ -267,11 +283,13 @@ def _run_line(run: RunRecord) -> str:
             f"{run.moved} moved, {run.failed} failed")
 
 
-def _version_line(numbered: tuple[VersionRecord, int | None], _index: int) -> str:
+def _version_line(numbered: tuple[VersionRecord, int | None]) -> str:
     item, number = numbered
     revision = f"~{number}" if number is not None else ""
     content = (item.content_id or "")[:10]
     stored = "" if item.stored or item.kind is ChangeKind.DELETED else "  (content not stored)"
+    if item.lifetime:
+        stored += "  (an earlier file at this path)"
     where = f"{item.old_path} -> {item.path}" if item.kind is ChangeKind.MOVED else item.path
     size = f"{item.size:,} B" if item.size is not None else ""
     return (f"{revision:>4}  {_when(item.run_started_at)}  {item.kind.value:<8}  {content:<10}  "
@@ -283,6 +301,10 @@ def restore(
     file: Annotated[Path, typer.Argument(help="The file to write back.")],
     rev: Annotated[str, typer.Option("--rev", metavar="REV",
                                      help="The version (~N or a content id prefix).")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite changes no sync recorded (a sync first stores them).")
+    ] = False,
+    wait: WaitOption = False,
     root: RootOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
@@ -293,8 +315,8 @@ def restore(
     path = _file_in(notes_root, file)
 
     async def run() -> VersionRecord:
-        async with _engine(notes_root, database_url) as engine:
-            return await engine.restore(path, rev)
+        async with _engine(notes_root, database_url, wait) as engine:
+            return await engine.restore(path, rev, force=force)
 
     version = asyncio.run(run())
     print(f"restored {file} to {(version.content_id or '')[:10]} "
@@ -310,6 +332,7 @@ def prune(
     days: Annotated[float | None, typer.Option("--days", min=0,
                                                help="Keep versions from the last N days.")
                     ] = None,
+    wait: WaitOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
     """Delete stored versions outside the retention and reclaim their disk space."""
@@ -319,7 +342,7 @@ def prune(
         raise typer.BadParameter("give --keep N, --days N or both")
 
     async def run() -> tuple[int, int]:
-        async with _engine(path, database_url) as engine:
+        async with _engine(path, database_url, wait) as engine:
             return await engine.prune(keep, days)
 
     before, after = asyncio.run(run())

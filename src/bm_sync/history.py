@@ -2,27 +2,42 @@
 back (show, diff, restore) and retention (prune). `SyncEngine` delegates to `History`.
 
 Recording happens inside the sync's own transactions (`bm_sync.runs`); this module only reads
-history, and writes a user file only in `restore`, when asked.
+history, and writes a user file only in `restore`, when asked, and never over words that no
+sync recorded (like `git checkout`, it refuses, unless forced; forced, it first has a sync
+record them, so the overwritten content is a version that can be restored in turn).
 
 A timeline is followed backwards like `git log --follow`: the newest change of a path first; a
-`moved` entry continues with the changes of its old path that came before it.
+`moved` entry continues with the changes of its old path that came before it. A path can hold
+several files in turn (one deleted, a new one created): the earlier files' timelines follow
+the current one's, each marked with its `lifetime`, so their versions stay reachable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import os
+import stat
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bm_sync.changes import ChangeKind
 from bm_sync.db import runs as run_rows
 from bm_sync.db.session import ProjectDatabase
 from bm_sync.errors import HistoryError
+from bm_sync.hashing import HashPolicy, hash_file
 from bm_sync.lock import FolderLock
 from bm_sync.versions import VersionStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+# Runs a sync of the folder (`SyncEngine.sync`): how a forced restore records what it overwrites.
+Recorder = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -45,7 +60,10 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class VersionRecord:
-    """One entry of a file's timeline. `stored`: its content can be shown and restored."""
+    """One entry of a file's timeline. `stored`: its content can be shown and restored.
+    `lifetime`: 0 for the file at this path (now, or when last there), 1 for the file
+    deleted there before it came, and so on; `~N` counts in lifetime 0 only,
+    earlier files' versions are reached by content id."""
 
     change_id: int
     run_id: int
@@ -57,6 +75,7 @@ class VersionRecord:
     size: int | None
     mtime: float | None
     stored: bool
+    lifetime: int
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -84,34 +103,52 @@ class History:
 
     async def timeline(self, path: str) -> list[VersionRecord]:
         """The timeline of one file (root-relative path), newest first, following moves back
-        to its first appearance."""
+        to its first appearance; then, marked by `lifetime` 1, 2, ..., the timelines of the
+        earlier files deleted at this path before this one came (one that moved away is not
+        listed: its timeline goes on at its new path)."""
         records: list[VersionRecord] = []
-        before: int | None = None
-        seen: set[tuple[str, int | None]] = set()
-        asked = path
         async with self.database.sessions() as session:
-            while (path, before) not in seen:
-                seen.add((path, before))
-                rows = await run_rows.changes_of_path(session, self.database.project_id, path,
-                                                      before)
-                moved_from = None
-                for row in rows:
-                    kind = ChangeKind(row.kind)
-                    records.append(VersionRecord(
-                        row.id, row.run_id, row.run_started_at, kind, row.path, row.old_path,
-                        row.content_id, row.size, row.mtime,
-                        bool(row.content_id) and kind is not ChangeKind.DELETED
-                        and self.versions.has(row.content_id or "")))
-                    if kind is ChangeKind.MOVED and row.old_path:
-                        moved_from = (row.old_path, row.id)
-                        break
-                    if kind is ChangeKind.ADDED:
-                        break
-                if moved_from is None:
-                    break
-                path, before = moved_from
+            taken: set[int] = set()
+            lifetime = 0
+            for row in await run_rows.changes_of_path(session, self.database.project_id, path):
+                if row.id in taken:  # a change of a file already followed
+                    continue
+                earlier = await self._follow(session, path, row.id + 1, lifetime)
+                taken.update(record.change_id for record in earlier)
+                if lifetime and earlier[0].kind is not ChangeKind.DELETED:
+                    continue  # a file that moved away: its timeline goes on where it went
+                records.extend(earlier)
+                lifetime += 1
         if not records:
-            raise HistoryError(f"no history for {asked!r}")
+            raise HistoryError(f"no history for {path!r}")
+        return records
+
+    async def _follow(self, session: AsyncSession, path: str, before: int,
+                      lifetime: int) -> list[VersionRecord]:
+        """One file's changes, from the newest at `path` older than change id `before` back to
+        where it was added, following moves (like `git log --follow`)."""
+        records: list[VersionRecord] = []
+        seen: set[tuple[str, int]] = set()
+        while (path, before) not in seen:
+            seen.add((path, before))
+            rows = await run_rows.changes_of_path(session, self.database.project_id, path,
+                                                  before)
+            moved_from = None
+            for row in rows:
+                kind = ChangeKind(row.kind)
+                records.append(VersionRecord(
+                    row.id, row.run_id, row.run_started_at, kind, row.path, row.old_path,
+                    row.content_id, row.size, row.mtime,
+                    bool(row.content_id) and kind is not ChangeKind.DELETED
+                    and self.versions.has(row.content_id or ""), lifetime))
+                if kind is ChangeKind.MOVED and row.old_path:
+                    moved_from = (row.old_path, row.id)
+                    break
+                if kind is ChangeKind.ADDED:
+                    break
+            if moved_from is None:
+                break
+            path, before = moved_from
         return records
 
     async def show(self, path: str, revision: str | None = None) -> tuple[VersionRecord, bytes]:
@@ -132,31 +169,75 @@ class History:
                                 f"{current.name} (disk)")
         version = resolve_revision(versions, revision)
         new = self._content(version)
-        with_content = distinct_versions(versions)
-        position = with_content.index(version)
-        if position + 1 >= len(with_content):
+        older = previous_version(versions, version)
+        if older is None:
             return unified_diff(b"", new, "/dev/null", (version.content_id or "")[:10])
-        older = with_content[position + 1]
         return unified_diff(self._content(older), new, (older.content_id or "")[:10],
                             (version.content_id or "")[:10])
 
-    async def restore(self, path: str, revision: str) -> VersionRecord:
+    async def restore(self, path: str, revision: str, *, force: bool = False,
+                      record: Recorder | None = None) -> VersionRecord:
         """Write a stored version back to the file: the only call that writes user files.
 
-        The next sync records the restore as a modification.
+        Refused (`HistoryError`, nothing written) when the file on disk holds content that no
+        sync recorded and that is no stored version: it would be lost. With `force`, `record`
+        (a sync) runs first, so that content becomes the newest version. The revision is
+        resolved before that sync, so `~N` means what the user saw. The next sync records the
+        restore as a modification.
         """
-        version, content = await self.show(path, revision)
         target = self.root / path
         with self.lock.hold(wait=self.wait):  # not under a running sync's feet
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.bm-restore")
-            temporary.write_bytes(content)
-            try:  # the file keeps its permissions (a private note stays private)
-                os.chmod(temporary, os.stat(target).st_mode & 0o7777)
-            except FileNotFoundError:
-                pass
-            os.replace(temporary, target)
+            versions = await self.timeline(path)
+            version = resolve_revision(versions, revision)
+            content = self._content(version)
+            unrecorded = self._unrecorded(path, versions[0])
+            if unrecorded and not force:
+                raise HistoryError(f"{path} {unrecorded}: restoring would lose them; run "
+                                   "`bm sync` first (they become a version) or pass --force")
+            if unrecorded:
+                if record is None:
+                    raise HistoryError(f"{path} {unrecorded}, and no sync was given to "
+                                       "record them first")
+                await record()
+                on_disk = self._disk_content_id(path)
+                if on_disk is not None and not self.versions.has(on_disk):
+                    raise HistoryError(f"{path}: its content could not be stored as a version "
+                                       "(not a note, over the size limit, or versions off); "
+                                       "move it away first")
+            _write_file(target, content, path)
         return version
+
+    def _unrecorded(self, path: str, newest: VersionRecord) -> str | None:
+        """Why the file on disk cannot be overwritten safely, or None: absent, its newest
+        recorded version, or a stored version (nothing would be lost)."""
+        content_id = self._disk_content_id(path)
+        if content_id is None:
+            return None
+        if newest.kind is not ChangeKind.DELETED and content_id == newest.content_id:
+            return None
+        if self.versions.has(content_id):
+            return None
+        return "has changes that no sync recorded"
+
+    def _disk_content_id(self, path: str) -> str | None:
+        """The content id of the file at `path` (None when there is none); `HistoryError`
+        when something else is there or it cannot be read."""
+        target = self.root / path
+        try:
+            mode = os.lstat(target).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise HistoryError(f"cannot restore {path}: {_reason(error)}") from None
+        if stat.S_ISDIR(mode):
+            raise HistoryError(f"cannot restore {path}: it is a folder now")
+        if not stat.S_ISREG(mode):
+            raise HistoryError(f"cannot restore {path}: it is not a regular file now "
+                               "(a symlink?); move it away first")
+        try:
+            return hash_file(str(target), HashPolicy(workers=1)).content_id.hex()
+        except OSError as error:
+            raise HistoryError(f"cannot restore {path}: {_reason(error)}") from None
 
     async def prune(self, keep_last: int | None = None,
                     keep_days: float | None = None) -> tuple[int, int]:
@@ -230,11 +311,12 @@ def _retained(entries: list[tuple[str | None, float]], keep_last: int | None,
 
 def revision_numbers(versions: list[VersionRecord]) -> list[int | None]:
     """`N` of `~N` for each timeline entry (newest first): N counts distinct contents back, so
-    a move that did not change the content shares the number of the content it carries."""
+    a move that did not change the content shares the number of the content it carries.
+    Only the current file (lifetime 0) has numbers: an earlier file's are by content id."""
     numbers: list[int | None] = []
     count, previous = -1, None
     for version in versions:
-        if version.kind is ChangeKind.DELETED or not version.content_id:
+        if version.kind is ChangeKind.DELETED or not version.content_id or version.lifetime:
             numbers.append(None)
             previous = None
             continue
@@ -254,25 +336,43 @@ def distinct_versions(versions: list[VersionRecord]) -> list[VersionRecord]:
     return [chosen[number] for number in sorted(chosen)]
 
 
+def previous_version(versions: list[VersionRecord],
+                     version: VersionRecord) -> VersionRecord | None:
+    """The version before `version` in its own file's timeline: the newest older entry of
+    the same lifetime with other content (None when `version` is the first)."""
+    position = versions.index(version)
+    for older in versions[position + 1:]:
+        if older.lifetime != version.lifetime:
+            break
+        if (older.kind is not ChangeKind.DELETED and older.content_id
+                and older.content_id != version.content_id):
+            return older
+    return None
+
+
 def resolve_revision(versions: list[VersionRecord], revision: str | None) -> VersionRecord:
     """REV is a content id prefix (4+ hex digits) or `~N`, N versions back (`~0` the newest)."""
     with_content = distinct_versions(versions)
-    if not with_content:
-        raise HistoryError("this file has no recorded version")
     if revision is None:
+        if not with_content:
+            raise HistoryError("this file has no recorded version")
         return with_content[0]
     if revision.startswith("~"):
         steps = revision[1:] or "1"
         if not steps.isdigit() or int(steps) >= len(with_content):
-            raise HistoryError(f"no revision {revision!r}: the file has {len(with_content)} "
-                               "versions (~0 is the newest)")
+            count = len(with_content)
+            raise HistoryError(f"no revision {revision!r}: the file has {count} "
+                               f"version{'' if count == 1 else 's'} (~0 is the newest)")
         return with_content[int(steps)]
     if revision.startswith("/"):  # the shell expanded an unquoted `~0` to the working folder
         raise HistoryError(f"unknown revision {revision!r} (quote ~N in the shell: '~1')")
     if len(revision) < 4 or any(char not in "0123456789abcdef" for char in revision.lower()):
         raise HistoryError(f"unknown revision {revision!r}: give 4+ hex digits or ~N")
-    matches = {version.content_id: version for version in with_content
-               if version.content_id and version.content_id.startswith(revision.lower())}
+    matches: dict[str, VersionRecord] = {}
+    for version in reversed(versions):  # any file's version; the oldest entry of a content
+        if (version.kind is not ChangeKind.DELETED and version.content_id
+                and version.content_id.startswith(revision.lower())):
+            matches.setdefault(version.content_id, version)
     if len(matches) != 1:
         raise HistoryError(f"{'ambiguous' if matches else 'unknown'} revision {revision!r}")
     return next(iter(matches.values()))
@@ -283,3 +383,28 @@ def unified_diff(old: bytes, new: bytes, old_label: str, new_label: str) -> str:
         old.decode("utf-8", "replace").splitlines(keepends=True),
         new.decode("utf-8", "replace").splitlines(keepends=True),
         fromfile=old_label, tofile=new_label))
+
+
+def _write_file(target: Path, content: bytes, path: str) -> None:
+    """Write `content` to `target` through a temporary file and a rename; an existing file
+    keeps its permissions (a private note stays private). On failure, one-line
+    `HistoryError`, and no temporary file left in the notes folder."""
+    temporary = target.with_name(f".{target.name}.bm-restore")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode: int | None = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = None
+        temporary.write_bytes(content)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise HistoryError(f"cannot restore {path}: {_reason(error)}") from None
+
+
+def _reason(error: OSError) -> str:
+    return (error.strerror or type(error).__name__).lower()

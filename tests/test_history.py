@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bm_sync.errors import HistoryError
+from bm_sync.hashing import blob_id
 from bm_sync.sync import SyncEngine
-from bm_sync.versions import MAX_PACKS, VersionPolicy, blob_id
+from bm_sync.versions import MAX_PACKS, VersionPolicy
 from tests.helpers import (
     BM,
     REPO,

@@ -92,3 +92,10 @@ def test_imports_have_no_cycles() -> None:
 ])
 def test_modules_import_only_down_the_pipeline(module: str, forbidden: set[str]) -> None:
     assert not _module_graph()[module] & forbidden
+
+
+def test_mypy_strict_is_clean() -> None:
+    """The package ships py.typed: its annotations are a promise, checked strictly."""
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "src"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

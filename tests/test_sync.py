@@ -752,7 +752,7 @@ def test_a_note_edited_after_its_hash_is_not_indexed_with_the_new_content(notes:
     indexed, retried by the next sync), never a row mixing two versions."""
     from bm_sync.apply import prepare
     from bm_sync.changes import Change, ChangeKind, HashKind
-    from bm_sync.versions import blob_id
+    from bm_sync.hashing import blob_id
 
     hashed = b"# Old title\n"
     write(notes, "a.md", "# New title\n")

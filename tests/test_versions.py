@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bm_sync.versions import VersionStore, _index_problem, blob_id
+from bm_sync.hashing import blob_id
+from bm_sync.versions import VersionStore, _index_problem
 
 
 def store_with(state_dir: Path, *contents: bytes) -> VersionStore:

@@ -23,11 +23,10 @@ from bm_sync.changes import Change, ChangeKind, Failure, HashKind
 from bm_sync.db import writes
 from bm_sync.db.session import ProjectDatabase
 from bm_sync.errors import describe_os_error
-from bm_sync.hashing import is_markdown
-from bm_sync.markdown import _file_stem as title_from_path
-from bm_sync.markdown import parse_note, permalink_from_path
+from bm_sync.hashing import blob_id, is_markdown
+from bm_sync.markdown import parse_note, permalink_from_path, title_from_path
 from bm_sync.runs import RunLog
-from bm_sync.versions import VersionPolicy, VersionStore, blob_id
+from bm_sync.versions import VersionPolicy, VersionStore
 
 NOTE_MAX_BYTES = 32 << 20
 MARKDOWN = "text/markdown"
@@ -94,12 +93,16 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
         if versions is not None and versions.wants(path, change.size):
             _keep_version(root, prepared, versions)  # e.g. .txt files, if the policy says so
         return prepared
-    try:
-        with open(root / path, "rb") as handle:
-            raw = handle.read(NOTE_MAX_BYTES + 1)
-    except OSError as error:
-        prepared.error = describe_os_error(error)
-        return prepared
+    # The detector hands over the bytes it hashed (a file is read once); a change held back
+    # for move pairing comes without them and is read again, then checked against its id.
+    raw = change.content
+    if raw is None:
+        try:
+            with open(root / path, "rb") as handle:
+                raw = handle.read(NOTE_MAX_BYTES + 1)
+        except OSError as error:
+            prepared.error = describe_os_error(error)
+            return prepared
     if len(raw) > NOTE_MAX_BYTES:
         prepared.warning = f"note larger than {NOTE_MAX_BYTES >> 20} MiB: indexed, not parsed"
         entity["entity_type"] = "note"
@@ -107,7 +110,7 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
         return prepared
     # The row must describe the content whose id is recorded: bytes read after the hash was
     # taken may be another version (the file was edited in between).
-    matches_id = blob_id(raw) == change.content_id
+    matches_id = change.content is not None or blob_id(raw) == change.content_id
     if change.hash_kind is HashKind.FULL and not matches_id:
         prepared.error = CHANGED_DURING_SYNC
         return prepared

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from bm_sync.changes import ChangeKind, Failure, Finding, HashKind
 from bm_sync.compare import git_mode, is_racy, is_unchanged, racy_threshold
+from bm_sync.errors import describe_os_error
 from bm_sync.hashing import HashedFile, HashPolicy, HeadInspector, hash_file
 from bm_sync.ignore import IgnoreRules
 from bm_sync.index_format import MAX_PATH_BYTES, IndexEntry, IndexSnapshot, RawEntry
 from bm_sync.pairing import MovePairing, candidate_of, change_of
 from bm_sync.recording import IndexRecording, smudged
-from bm_sync.scan import EventKind, describe_os_error
+from bm_sync.scan import EventKind
 from bm_sync.sketch import SketchStore
 from bm_sync.sources import PathSource
 

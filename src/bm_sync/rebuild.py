@@ -156,7 +156,8 @@ def pair_stale_rows(root: Path, sketch_file: Path, stale: dict[str, str | None],
         # costs stale x postings with the inverted index: the cap applies to the stale side.
         limit = max(1000, len(news)) if len(olds) <= 1000 and len(news) <= 50_000 else 1000
         moves, _deleted, _added = pair_moves(
-            olds, news, old_sketch=old_sketch, new_sketch=new_sketch, rename_limit=limit)
+            olds, news, old_sketch=old_sketch, new_sketch=new_sketch, rename_limit=limit,
+            line_weight=sketches.line_weights())
     finally:
         sketches.close()
     return [(os.fsdecode(move.old.path), os.fsdecode(move.new.path)) for move in moves]

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from enum import Enum
 from typing import Any, NamedTuple
 
+from bm_sync.errors import describe_os_error
 from bm_sync.ignore import ALWAYS_SKIPPED, GITIGNORE, IgnoreRules
 
 
@@ -51,15 +52,6 @@ class ScanEvent(NamedTuple):
 ScanTuple = tuple[EventKind, bytes, "os.stat_result | None", "str | None"]
 # The ignore-rule frames in force in a folder (`IgnoreRules.enter`).
 Frames = tuple[Any, ...]
-
-
-def describe_os_error(error: OSError) -> str:
-    """A one-line, lowercase reason for an OSError, without the path (the record has it)."""
-    if isinstance(error, PermissionError):
-        return "permission denied"
-    if isinstance(error, FileNotFoundError):
-        return "vanished during scan"
-    return (error.strerror or type(error).__name__).lower()
 
 
 def walk(root: bytes, rules: IgnoreRules, *, start: bytes = b"",

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from bm_sync.errors import BmSyncError
+from bm_sync.errors import BmSyncError, describe_os_error
 from bm_sync.ignore import ALWAYS_SKIPPED, BMIGNORE, GITIGNORE, IgnoreRules
-from bm_sync.scan import EventKind, Frames, ScanTuple, describe_os_error, walk
+from bm_sync.scan import EventKind, Frames, ScanTuple, walk
 
 ReportedPath = str | bytes | os.PathLike[str]
 

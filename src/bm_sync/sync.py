@@ -24,12 +24,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from bm_sync.changes import Change, ChangeKind, Failure
+from bm_sync.changes import Change, ChangeKind, Failure, Finding
 from bm_sync.consistency import SKIPPED, SyncPlan, plan_sync
 from bm_sync.db.state import StoredState, read_stored_state
 from bm_sync.db.urls import database_url as database_url_of
 from bm_sync.db.urls import sqlite_file
-from bm_sync.detector import SKETCH_FILE, DetectionRun, Detector, Record
+from bm_sync.detector import SKETCH_FILE, DetectionRun, Detector
 from bm_sync.errors import (
     BmSyncError,
     HistoryError,
@@ -40,7 +40,7 @@ from bm_sync.errors import (
 )
 from bm_sync.hashing import HashPolicy
 from bm_sync.identity import PROJECT_META, Identity, identify, recorded_id
-from bm_sync.index_format import IndexSnapshot
+from bm_sync.index_format import IndexSnapshot, corrupt_index_message
 from bm_sync.reports import PathOutcomes, SyncProgress, SyncReport
 from bm_sync.roots import relative_path
 from bm_sync.versions import VersionPolicy
@@ -144,9 +144,12 @@ class SyncEngine:
         version against the file on disk."""
         return await (await self._history()).diff(relative_path(self.root, path), revision)
 
-    async def restore(self, path: str, revision: str) -> VersionRecord:
-        """Write a stored version back to the file: the only call that writes user files."""
-        return await (await self._history()).restore(relative_path(self.root, path), revision)
+    async def restore(self, path: str, revision: str, *, force: bool = False) -> VersionRecord:
+        """Write a stored version back to the file: the only call that writes user files.
+        Refused when the file holds content no sync recorded, unless `force`: then a sync
+        records that content first, as a version (`History.restore`)."""
+        return await (await self._history()).restore(relative_path(self.root, path), revision,
+                                                     force=force, record=self.sync)
 
     async def prune(self, keep_last: int | None = None,
                     keep_days: float | None = None) -> tuple[int, int]:
@@ -199,7 +202,7 @@ class SyncEngine:
         run = self.detector.detect(writable=True, rebuild=rebuild, snapshot=snapshot,
                                    skip=unopened)
         outcome = PathOutcomes(self.root)
-        writer = await self._apply(run, plan, unopened, outcome, report, begin, on_change,
+        writer = await self._apply(run, plan, outcome, report, begin, on_change,
                                    SyncProgress(expected=snapshot.entry_count if snapshot else 0),
                                    progress)
         report.sort()
@@ -233,10 +236,9 @@ class SyncEngine:
             run_log.begin(*begin)
         return BatchWriter(self.root, database, run_log, versions, self.version_policy)
 
-    async def _apply(self, run: DetectionRun, plan: SyncPlan, unopened: dict[str, str],
-                     outcome: PathOutcomes, report: SyncReport,
-                     begin: tuple[float, int | None, bool], on_change: ChangeHandler | None,
-                     counters: SyncProgress,
+    async def _apply(self, run: DetectionRun, plan: SyncPlan, outcome: PathOutcomes,
+                     report: SyncReport, begin: tuple[float, int | None, bool],
+                     on_change: ChangeHandler | None, counters: SyncProgress,
                      progress: ProgressHandler | None) -> BatchWriter | None:
         """Stream the run's records in batches: detection and parsing of the next batch in a
         worker thread while this one is written. Returns the writer, if anything was written."""
@@ -244,7 +246,7 @@ class SyncEngine:
         writer: BatchWriter | None = None
         deleted = 0  # deleted files count as examined: the bar ends at 100% with deletions
 
-        def produce() -> tuple[list[Record], list[Change], list[PreparedChange] | None]:
+        def produce() -> tuple[list[Finding], list[Change], list[PreparedChange] | None]:
             """Stage one, in a worker thread: detect the next batch and parse its notes."""
             batch = _take(records, BATCH_FILES)
             changes = [record for record in batch
@@ -264,12 +266,12 @@ class SyncEngine:
                 upcoming = asyncio.ensure_future(asyncio.to_thread(produce))
                 for record in batch:
                     if isinstance(record, Failure):
-                        if record.path in unopened:
+                        if record.skipped:
                             outcome.skipped(record)
                         else:
                             outcome.failed(record)
                     elif plan.breaker.holds_back(record):
-                        outcome.skipped(Failure(record.path, SKIPPED))
+                        outcome.skipped(Failure(record.path, SKIPPED, skipped=True))
                 if writer is not None and prepared:
                     result = await writer.write(prepared)
                     for failure, change in result.failed:
@@ -339,6 +341,7 @@ class SyncEngine:
             token = await writer.run_log.complete(session, outcome.log.total)
         if writer.version_error:
             report.warnings.append(writer.version_error)
+        report.warnings.extend(writer.versions.take_warnings())
         meta: dict[str, object] = {"db_token": token, PROJECT_META: writer.database.project.uuid}
         if writer.run_log.run_id is not None:
             meta["history_run_id"] = writer.run_log.run_id
@@ -356,8 +359,7 @@ class SyncEngine:
         try:
             return self.detector.load_snapshot(), None
         except IndexCorrupt as error:
-            return None, (f"index {self.detector.index_path} is corrupt ({error}); "
-                          "rebuilding it by a full scan")
+            return None, corrupt_index_message(self.detector.index_path, error)
 
 
 def _is_database_error(error: Exception) -> bool:
@@ -373,7 +375,7 @@ async def _notify(on_change: ChangeHandler | None, change: Change) -> None:
             await outcome
 
 
-def _take(records: Iterator[Record], count: int) -> list[Record]:
+def _take(records: Iterator[Finding], count: int) -> list[Finding]:
     """Up to `count` records from the detector (runs in a worker thread)."""
     batch = []
     for record in records:

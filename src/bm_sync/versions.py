@@ -22,7 +22,6 @@ both under the folder's lock) rebuild the index from the pack, like `git index-p
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from collections.abc import Iterable, Iterator
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bm_sync.errors import describe_os_error
+from bm_sync.hashing import MARKDOWN_SUFFIXES
 
 OBJECTS_DIR = "objects"
 PACK_DIR = "pack"
@@ -53,15 +53,11 @@ class VersionPolicy:
 
     enabled: bool = True
     max_bytes: int = 1 << 20
-    suffixes: tuple[str, ...] = (".md", ".markdown")
+    suffixes: tuple[str, ...] = tuple(suffix.decode() for suffix in MARKDOWN_SUFFIXES)
 
     def wants(self, path: str, size: int | None) -> bool:
         return (self.enabled and size is not None and size <= self.max_bytes
                 and path.lower().endswith(self.suffixes))
-
-
-def blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 class VersionStore:

@@ -26,7 +26,7 @@ from tests.helpers import REPO
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 RUN = {"python": "python", "bash": "bash", "sh": "bash", "shell": "bash", "console": "bash"}
-DATA = {"json", "text", "toml", "yaml", "ini", "diff"}
+DATA = {"json", "text", "toml", "yaml", "ini", "diff", "markdown"}
 
 # Commands shown in the docs that are not meant to run in a test, each with why.
 NOT_RUN = {

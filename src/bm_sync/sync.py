@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,7 @@ from bm_sync.identity import PROJECT_META, Identity, identify, recorded_id
 from bm_sync.index_format import IndexSnapshot, corrupt_index_message
 from bm_sync.reports import PathOutcomes, SyncProgress, SyncReport
 from bm_sync.roots import relative_path
+from bm_sync.sources import ReportedPath
 from bm_sync.versions import VersionPolicy
 
 if TYPE_CHECKING:  # the writing side pulls in SQLAlchemy: imported when first needed
@@ -159,17 +160,19 @@ class SyncEngine:
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, *, on_change: ChangeHandler | None = None,
-                   progress: ProgressHandler | None = None) -> SyncReport:
+                   progress: ProgressHandler | None = None,
+                   paths: Iterable[ReportedPath] | None = None) -> SyncReport:
         """Detect and apply every change; return what was applied.
 
         `on_change` is called (and awaited, if it returns an awaitable) for each change right
-        after the transaction that applied it commits. Raises `SyncLocked` when another sync
-        holds the folder.
+        after the transaction that applied it commits. `paths` limits detection to what a file
+        watcher reported (`Detector.detect`); a rebuild always scans the whole tree. Raises
+        `SyncLocked` when another sync holds the folder.
         """
         started = time.perf_counter()
         try:
             with self.detector.lock.hold(wait=self.wait):
-                report = await self._sync_locked(on_change, progress)
+                report = await self._sync_locked(on_change, progress, paths)
         except BmSyncError:
             raise
         except OSError as error:  # .basic-memory or the index unwritable, a full disk, ...
@@ -184,7 +187,8 @@ class SyncEngine:
         return report
 
     async def _sync_locked(self, on_change: ChangeHandler | None,
-                           progress: ProgressHandler | None) -> SyncReport:
+                           progress: ProgressHandler | None,
+                           paths: Iterable[ReportedPath] | None) -> SyncReport:
         report = SyncReport()
         snapshot, warning = self._read_snapshot()
         if warning:
@@ -200,7 +204,7 @@ class SyncEngine:
         report.rebuilt, report.rebuild_reason = rebuild, plan.rebuild_reason
         unopened = plan.breaker.unopened(self.root)
         run = self.detector.detect(writable=True, rebuild=rebuild, snapshot=snapshot,
-                                   skip=unopened)
+                                   skip=unopened, paths=None if rebuild else paths)
         outcome = PathOutcomes(self.root)
         writer = await self._apply(run, plan, outcome, report, begin, on_change,
                                    SyncProgress(expected=snapshot.entry_count if snapshot else 0),

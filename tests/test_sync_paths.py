@@ -1,0 +1,29 @@
+"""`SyncEngine.sync(paths=...)`: the watch mode's entry point applies what was reported, and
+what it leaves out is still found by the next full sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bm_sync.sync import SyncEngine
+from tests.helpers import write
+
+
+async def test_a_sync_of_reported_paths_applies_exactly_them(notes: Path) -> None:
+    write(notes, "a.md", "# A\n")
+    write(notes, "b.md", "# B\n")
+    write(notes, "old/c.md", "# C\n")
+    async with SyncEngine.open(notes) as engine:
+        await engine.sync()
+        write(notes, "a.md", "# A, edited\n")
+        write(notes, "b.md", "# B, edited\n")
+        (notes / "old").rename(notes / "new")
+
+        reported = await engine.sync(paths=["a.md", "old", "new"])
+        assert reported.modified == ["a.md"]
+        assert reported.moved == [("old/c.md", "new/c.md")]
+
+        rest = await engine.sync()
+        assert rest.modified == ["b.md"]
+        assert rest.change_count == 1
+        assert (await engine.sync()).change_count == 0

@@ -9,16 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bm_sync.markdown import (
-    ALIAS_EXPANSION_MAX,
-    CONTENT_MAX,
-    TAGS_MAX,
-    TITLE_MAX,
-    ParsedNote,
-    frontmatter_permalink,
-    parse_note,
-    title_from_path,
-)
+from bm_sync.frontmatter import ALIAS_EXPANSION_MAX, TAGS_MAX, TITLE_MAX, frontmatter_permalink
+from bm_sync.markdown import CONTENT_MAX, ParsedNote, parse_note, title_from_path
 from tests.helpers import REPO, run_bm, write
 
 
@@ -450,7 +442,8 @@ def test_notes_without_frontmatter_never_import_yaml() -> None:
     import subprocess
     import sys
 
-    check = ("import sys\nfrom bm_sync.markdown import frontmatter_permalink, parse_note\n"
+    check = ("import sys\nfrom bm_sync.frontmatter import frontmatter_permalink\n"
+             "from bm_sync.markdown import parse_note\n"
              "parse_note('\\n\\n# T\\n- uses [[A]]\\n- [f] x #t\\n---\\n', 'a.md')\n"
              "frontmatter_permalink(b'# T\\npermalink: x\\n')\n"
              "assert 'yaml' not in sys.modules\n"

@@ -54,7 +54,7 @@ SKETCH_FILE = "sketches.db"
 def frontmatter_permalink(head: bytes) -> str | None:
     """The default head inspector: the note's frontmatter permalink (the parser's reader,
     imported on first use so that a status that hashes no note never loads YAML)."""
-    from bm_sync.markdown import frontmatter_permalink as read_permalink
+    from bm_sync.frontmatter import frontmatter_permalink as read_permalink
 
     return read_permalink(head)
 

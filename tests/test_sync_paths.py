@@ -27,3 +27,19 @@ async def test_a_sync_of_reported_paths_applies_exactly_them(notes: Path) -> Non
         assert rest.modified == ["b.md"]
         assert rest.change_count == 1
         assert (await engine.sync()).change_count == 0
+
+
+async def test_entity_ids_follow_path_order_whatever_the_hashing_order(notes: Path) -> None:
+    """Issue 7: entity ids must not depend on which hash finishes first. A large note first in
+    path order finishes hashing last; its row is still the first written, in the first batch."""
+    import sqlite3
+
+    write(notes, "a-large.md", "# Large\n" + "a line of a large note\n" * 400_000)
+    for number in range(450):
+        write(notes, f"n{number:03}.md", f"# Note {number}\n")
+    async with SyncEngine.open(notes) as engine:
+        await engine.sync()
+    with sqlite3.connect(notes / ".basic-memory" / "memory.db") as connection:
+        paths = [path for (path,) in connection.execute(
+            "SELECT file_path FROM entity ORDER BY id")]
+    assert paths == sorted(paths)

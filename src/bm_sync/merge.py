@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from bm_sync.changes import ChangeKind, Failure, Finding, HashKind
@@ -129,16 +129,17 @@ class MergePass:
                                      self.inspect_head)
                 pending[future] = (path, old)
                 if len(pending) >= limit:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for finished in done:
-                        yield from self._collect_hash(finished, *pending.pop(finished))
+                    # Collected in the order submitted (path order), not as they finish: the
+                    # stream, and so the batches and the entity ids they get, is the same on
+                    # every run over the same tree.
+                    oldest = next(iter(pending))
+                    yield from self._collect_hash(oldest, *pending.pop(oldest))
             while current is not None:
                 self._vanished(to_entry(*current), failed_prefixes)
                 current = next(entries, None)
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for finished in done:
-                    yield from self._collect_hash(finished, *pending.pop(finished))
+                oldest = next(iter(pending))
+                yield from self._collect_hash(oldest, *pending.pop(oldest))
         finally:
             self.unchanged += unchanged
             self.unexamined_prefixes = tuple(os.fsdecode(prefix) for prefix in failed_prefixes)

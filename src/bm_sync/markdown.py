@@ -38,9 +38,6 @@ from bm_sync.frontmatter import (
     read_frontmatter,
 )
 
-# Re-exported: apply.py imports the hash stage's reader from here.
-from bm_sync.frontmatter import frontmatter_permalink as frontmatter_permalink
-
 # Longest stored values of the body's fields, in characters (the frontmatter's, and the caps
 # both share, are in frontmatter.py). A relation target is an indexed column: 500 stays under
 # PostgreSQL's ~2,700-byte limit for a btree entry. Longer values are cut (and the note

@@ -24,8 +24,8 @@ from bm_sync.db import runs as run_rows
 from bm_sync.db import writes
 from bm_sync.db.session import ProjectDatabase
 from bm_sync.detector import DetectionRun
+from bm_sync.frontmatter import frontmatter_permalink
 from bm_sync.hashing import is_markdown
-from bm_sync.markdown import frontmatter_permalink
 from bm_sync.renames import MoveCandidate, pair_moves
 from bm_sync.runs import RunLog
 from bm_sync.sketch import SketchStore, compute_sketch

@@ -402,7 +402,8 @@ def test_a_bomb_is_a_warning_of_bm_sync_and_the_database_stays_small(notes: Path
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["added"] == ["Bomb.md", "Fine.md"]
-    assert report["failed"] == [{"path": "Bomb.md", "error": (
+    assert report["failed"] == []  # indexed: a warning, not a failure (issue 7 §6)
+    assert report["warnings"] == [{"path": "Bomb.md", "warning": (
         f"frontmatter refused: its YAML aliases expand to more than {ALIAS_EXPANSION_MAX:,} "
         "values")}]
     with sqlite3.connect(notes / ".basic-memory" / "memory.db") as connection:

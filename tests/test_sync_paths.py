@@ -43,3 +43,20 @@ async def test_entity_ids_follow_path_order_whatever_the_hashing_order(notes: Pa
         paths = [path for (path,) in connection.execute(
             "SELECT file_path FROM entity ORDER BY id")]
     assert paths == sorted(paths)
+
+
+def test_a_no_change_sync_removes_what_a_killed_writer_left(notes: Path) -> None:
+    """Issue 7 §4: a killed `bm prune` leaves no tmp_pack_* behind after the next sync, even
+    one with nothing to apply."""
+    from tests.helpers import run_bm
+
+    write(notes, "a.md", "# A\n")
+    assert run_bm("sync", str(notes)).returncode == 0
+    pack_dir = notes / ".basic-memory" / "objects" / "pack"
+    pack_dir.mkdir(parents=True, exist_ok=True)
+    leftovers = [pack_dir / "tmp_pack_999999", pack_dir / "tmp_idx_999999"]  # no such process
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a pack")
+    result = run_bm("sync", str(notes), "--json")
+    assert result.returncode == 0, result.stderr
+    assert not [leftover for leftover in leftovers if leftover.exists()]

@@ -4,6 +4,8 @@ The public API is exactly what `__all__` lists; modules and names starting with 
 pipeline modules themselves, may change between releases.
 """
 
+from typing import TYPE_CHECKING
+
 from bm_sync.changes import Change, ChangeKind, Failure, HashKind
 from bm_sync.detector import DetectionRun, Detector, StatusReport
 from bm_sync.errors import (
@@ -19,6 +21,12 @@ from bm_sync.errors import (
 )
 from bm_sync.hashing import HashPolicy
 from bm_sync.roots import find_root
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from bm_sync.history import RunRecord, VersionRecord
+    from bm_sync.reports import SyncProgress, SyncReport
+    from bm_sync.sync import SyncEngine
+    from bm_sync.versions import VersionPolicy
 
 __version__ = "0.1.0"
 

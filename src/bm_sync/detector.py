@@ -242,11 +242,6 @@ class DetectionRun:
 
     # -- recording --------------------------------------------------------------------------
 
-    @property
-    def has_changes(self) -> bool:
-        """Whether recording would rewrite the index (a change, or refreshed stat data)."""
-        return self._recording.changed or self.index_rebuilt
-
     def record(
         self, *, exclude: Iterable[str] = (), meta: dict[str, object] | None = None
     ) -> bool:

@@ -105,7 +105,7 @@ class MergePass:
                     raw = current[1]
                     current = next(entries, None)
                     if kind is FILE and is_unchanged(
-                            raw, stat_result, threshold,  # type: ignore[arg-type]
+                            raw, stat_result, threshold,  # type: ignore[arg-type]  # FILE: has a stat
                             kinds[path][0] if kinds and path in kinds else _FULL, policy):
                         unchanged += 1
                         continue

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bm_sync.changes import Change, ChangeKind, Failure, Finding
@@ -44,14 +45,13 @@ from bm_sync.index_format import IndexSnapshot, corrupt_index_message
 from bm_sync.reports import PathOutcomes, SyncProgress, SyncReport
 from bm_sync.roots import relative_path
 from bm_sync.sources import ReportedPath
-from bm_sync.versions import VersionPolicy
+from bm_sync.versions import VersionPolicy, VersionStore
 
 if TYPE_CHECKING:  # the writing side pulls in SQLAlchemy: imported when first needed
     from bm_sync.apply import BatchWriter, PreparedChange
     from bm_sync.db.session import ProjectDatabase
     from bm_sync.history import History, RunRecord, VersionRecord
     from bm_sync.runs import RunLog
-    from bm_sync.versions import VersionStore
 
 BATCH_FILES = 200
 
@@ -102,7 +102,6 @@ class SyncEngine:
         if self._database is None or self._run_log is None or self._versions is None:
             from bm_sync.db.session import ProjectDatabase
             from bm_sync.runs import RunLog
-            from bm_sync.versions import VersionStore
 
             identity = self._identity or Identity(uuid.uuid4().hex)
             self._database = await ProjectDatabase.open(
@@ -190,6 +189,7 @@ class SyncEngine:
                            progress: ProgressHandler | None,
                            paths: Iterable[ReportedPath] | None) -> SyncReport:
         report = SyncReport()
+        _remove_leftovers(self.detector.state_dir)
         snapshot, warning = self._read_snapshot()
         if warning:
             report.warnings.append(warning)
@@ -387,3 +387,14 @@ def _take(records: Iterator[Finding], count: int) -> list[Finding]:
         if len(batch) >= count:
             break
     return batch
+
+
+def _remove_leftovers(state_dir: Path) -> None:
+    """Every sync, even one with nothing to do, removes what killed writers left in the version
+    store (a `bm prune` killed mid-rewrite leaves a temporary pack). Under the folder lock, so
+    no live writer owns them; best effort: a store we cannot list is the versions' problem."""
+
+    try:
+        VersionStore(state_dir).remove_leftovers()
+    except OSError:
+        pass

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bm_sync.db.batches import chunks, insert_many, upsert
 from bm_sync.db.models import Entity, Observation, Relation, utc_now
+from bm_sync.hashing import MARKDOWN_SUFFIXES
 
 ENTITY_TABLE = Entity.metadata.tables["entity"]
 ENTITY_COLUMNS = ("file_path", "permalink", "title", "entity_type", "content_type", "checksum",
@@ -154,7 +155,8 @@ async def resolve_relations(session: AsyncSession, project_id: int) -> None:
     for target in (Entity.permalink == Relation.to_name,
                    Entity.title == Relation.to_name,
                    Entity.file_path == Relation.to_name,
-                   Entity.file_path == Relation.to_name + ".md"):
+                   *(Entity.file_path == Relation.to_name + suffix.decode()
+                     for suffix in MARKDOWN_SUFFIXES)):
         match = (select(Entity.id).where(Entity.project_id == project_id, target)
                  .order_by(by_path).limit(1).scalar_subquery())
         await session.execute(

@@ -22,6 +22,7 @@ def test_a_rebuild_reports_what_its_history_run_records(notes: Path) -> None:
     assert report["rebuilt"] is True
     assert report["rebuild_reason"] == "the last sync of this folder did not complete"
     assert (report["added"], report["modified"], report["deleted"]) == ([], ["b.md"], [])
+    assert report["unchanged"] == 2  # a and c: re-added by the rebuild, unchanged in truth
     run = bm_json("history", str(notes))["runs"][0]
     assert (run["added"], run["modified"], run["deleted"], run["moved"]) == (0, 1, 0, 0)
     assert bm_json("sync", str(notes))["rebuilt"] is False

@@ -210,7 +210,8 @@ class SyncEngine:
                                    SyncProgress(expected=snapshot.entry_count if snapshot else 0),
                                    progress)
         report.sort()
-        report.unchanged, report.hashed = run.unchanged, run.hashed
+        report.unchanged += run.unchanged
+        report.hashed = run.hashed
         report.warnings.extend(run.warnings)
         if run.index_rebuilt and not report.rebuilt:  # a corrupt entry met mid-scan
             report.rebuilt, report.rebuild_reason = True, "the index is corrupt"
@@ -283,6 +284,10 @@ class SyncEngine:
                     for warning in result.warnings:
                         outcome.warnings.add(warning)
                     outcome.applied.update(change.path for change in result.applied)
+                    # Applied but not recorded: a rebuild's re-add of an unchanged file, or a
+                    # crashed run's change replayed. The history says nothing changed: so
+                    # does the report.
+                    report.unchanged += len(result.applied) - len(result.recorded)
                     for change in result.recorded:
                         report.add(change)
                         await _notify(on_change, change)

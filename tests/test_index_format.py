@@ -166,3 +166,35 @@ def test_eoie_offset_matches_the_end_of_entries(notes: Path) -> None:
         write_index_dict(writer, plain)
         writer.write_checksum()
     assert [entry.path for entry in read_index(notes / "plain-index").entries()] == sorted(plain)
+
+
+def test_a_full_disk_while_writing_the_index_names_it_and_keeps_the_old_one(
+        notes: Path) -> None:
+    """Issue 7 §4: the write fails for real (RLIMIT_FSIZE in a child process, SIGXFSZ
+    ignored: EFBIG, as a full disk gives ENOSPC); the error names the index, the old index is
+    untouched and no half-written copy is left beside it."""
+    import sys
+
+    index = notes / "index"
+    write_index(index, [], 0, {"format": 1})
+    before = index.read_bytes()
+    script = f"""
+import resource, signal, sys
+from bm_sync.changes import HashKind
+from pathlib import Path
+from bm_sync.index_format import IndexEntry, write_index
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+entries = [IndexEntry(b"note-%05d.md" % n, 1, 2, 3, 4, 0o100644, 0, 0, 5, b"\\1" * 20,
+                      HashKind.FULL) for n in range(2000)]
+try:
+    write_index(Path({str(index)!r}), entries, len(entries), {{"format": 1}})
+except OSError as error:
+    print(error.filename)
+    sys.exit(3)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.strip() == str(index)
+    assert index.read_bytes() == before
+    assert sorted(path.name for path in notes.iterdir()) == ["index"]

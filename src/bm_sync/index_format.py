@@ -383,15 +383,23 @@ def write_index(
     extensions.append(EndOfIndexEntries(EOIE_EXTENSION, b""))
     # Not git's `index.lock`: that name is kept taken, so git never rewrites bm's index.
     new_path = index_path.with_name(index_path.name + ".bm-new")
-    with open(new_path, "wb", buffering=1 << 20) as raw_file:
-        writer = IndexChecksumWriter(raw_file)
-        # A sized, re-iterable view is all dulwich's writer uses of its Sequence.
-        dulwich_write_index(writer, cast("Sequence[SerializedIndexEntry]", serialized),
-                            version=2, extensions=extensions)
-        writer.write_checksum()
-        raw_file.flush()
-        os.fsync(raw_file.fileno())
-    os.replace(new_path, index_path)
+    try:
+        with open(new_path, "wb", buffering=1 << 20) as raw_file:
+            writer = IndexChecksumWriter(raw_file)
+            # A sized, re-iterable view is all dulwich's writer uses of its Sequence.
+            dulwich_write_index(writer, cast("Sequence[SerializedIndexEntry]", serialized),
+                                version=2, extensions=extensions)
+            writer.write_checksum()
+            raw_file.flush()
+            os.fsync(raw_file.fileno())
+        os.replace(new_path, index_path)
+    except OSError as error:
+        # A full disk fails mid-write with no file name: name the index in the error, and
+        # leave no half-written copy behind (the old index is untouched).
+        new_path.unlink(missing_ok=True)
+        if error.filename is None:
+            error.filename = str(index_path)
+        raise
     _fsync_directory(index_path.parent)
 
 

@@ -53,7 +53,7 @@ def test_status_up_to_date_message(notes: Path) -> None:
     write(notes, "a.md", "a\n")
     Detector(notes).record()
     result = run_bm("status", str(notes))
-    assert result.stdout.strip() == "up to date (1 files unchanged)"
+    assert result.stdout.strip() == "up to date (1 file unchanged)"
 
 
 def test_usage_errors_exit_2_with_one_line(notes: Path) -> None:

@@ -18,7 +18,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from bm_sync.changes import ChangeKind
-from bm_sync.detector import Detector, StatusReport
+from bm_sync.detector import STATE_DIR, Detector, StatusReport
 from bm_sync.errors import BmSyncError, DatabaseUrlInvalid, NotAFolder, PathOutsideRoot
 from bm_sync.hashing import MIB, HashPolicy
 from bm_sync.roots import find_root, narrow, relative_path
@@ -84,10 +84,12 @@ def _policy(full_hash_max_mb: float, partial_hash_max_mb: float | None) -> HashP
 
 def _notes_root(path: Path) -> Path:
     """The notes folder PATH belongs to (like git: the nearest folder upward that was synced,
-    else PATH itself); a usage error when PATH is not a folder."""
-    if not path.is_dir():
+    else PATH itself); a usage error when PATH is neither a folder nor a path inside a synced
+    folder."""
+    root = find_root(os.path.realpath(path))
+    if not path.is_dir() and not (root / STATE_DIR).is_dir():
         raise typer.BadParameter(f"not a folder: {path}")
-    return find_root(os.path.realpath(path))
+    return root
 
 
 def _detector(path: Path, policy: HashPolicy) -> Detector:
@@ -353,7 +355,7 @@ def sync_summary_line(report: SyncReport) -> str:
     """`12 added, 3 modified, 1 deleted, 2 moved, 0 failed in 0.8 s` (with `, 1 warning` after
     `failed` when notes were indexed with warnings), or `up to date`."""
     if not report.change_count and not report.failed_total and not report.file_warnings_total:
-        return f"up to date ({report.unchanged} files unchanged, {report.duration_s:.1f} s)"
+        return f"up to date ({_files(report.unchanged)} unchanged, {report.duration_s:.1f} s)"
     warnings = report.file_warnings_total
     noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
     return (f"{len(report.added)} added, {len(report.modified)} modified, "
@@ -375,7 +377,7 @@ def print_status(report: StatusReport) -> None:
 
 def summary_line(report: StatusReport) -> str:
     if not report.change_count and not report.failed:
-        return f"up to date ({report.unchanged} files unchanged)"
+        return f"up to date ({_files(report.unchanged)} unchanged)"
     return (f"{len(report.added)} added, {len(report.modified)} modified, "
             f"{len(report.deleted)} deleted, {len(report.moved)} moved, "
             f"{len(report.failed)} failed, {report.unchanged} unchanged")
@@ -417,3 +419,8 @@ def main() -> None:
         print(f"bm: error: {error}", file=sys.stderr)
         sys.exit(2 if isinstance(error, USAGE_ERRORS) else 1)
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+def _files(count: int) -> str:
+    """`1 file`, `2 files`, `1,000 files`."""
+    return f"{count:,} file" if count == 1 else f"{count:,} files"

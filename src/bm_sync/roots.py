@@ -39,22 +39,26 @@ def relative_path(root: Path, path: str | os.PathLike[str]) -> str:
 
 
 def _inside(root: Path, absolute: Path, given: str | os.PathLike[str]) -> str:
-    relative = os.path.relpath(os.path.abspath(absolute), os.path.abspath(root))
+    # Both sides resolved: a folder reached through a symlink is the same folder (the path
+    # may name a deleted file: realpath resolves the part that exists).
+    relative = os.path.relpath(os.path.realpath(absolute), os.path.realpath(root))
     if relative == os.curdir or relative.split(os.sep, 1)[0] == os.pardir:
         raise PathOutsideRoot(f"{os.fspath(given)} is not a file inside the notes folder {root}")
     return Path(relative).as_posix()
 
 
 def narrow(report: StatusReport, root: Path, target: str | os.PathLike[str]) -> None:
-    """Keep in `report` only the paths inside `target`, a folder within `root` (a command run
-    in a subfolder reports that subfolder; a move counts if either end is inside)."""
-    prefix = os.path.relpath(os.path.realpath(target), root)
+    """Keep in `report` only the paths at or inside `target`, a file or folder within `root`
+    (a command run in a subfolder reports that subfolder; a move counts if either end is
+    inside). `unchanged` still counts the whole folder: unchanged files are never listed."""
+    prefix = os.path.relpath(os.path.realpath(target), os.path.realpath(root))
     if prefix == os.curdir or prefix.split(os.sep, 1)[0] == os.pardir:
         return
-    folder = Path(prefix).as_posix() + "/"
+    named = Path(prefix).as_posix()
+    folder = named + "/"
 
     def inside(path: str) -> bool:
-        return path.startswith(folder)
+        return path == named or path.startswith(folder)
 
     report.added = [path for path in report.added if inside(path)]
     report.modified = [path for path in report.modified if inside(path)]

@@ -49,6 +49,8 @@ def test_status_agrees_with_bm_status(synced: Path, tmp_path: Path) -> None:
     write(synced, "a.md", "# A, edited\n")
     os.unlink(synced / "b.md")
     write(synced, "new/e.md", "# E\n")
+    write(synced, "a.md~", "# A, an editor's backup\n")  # ignored by both
+    write(synced, "new/4913", "")
     os.rename(synced / "d.md", synced / "moved.md")
     bm = bm_json("status", str(synced))
     assert (bm["added"], bm["modified"], bm["deleted"], bm["moved"]) == (

@@ -28,6 +28,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bm_sync.ignore import DEFAULT_RULES
+
 HEAD = "ref: refs/heads/main\n"
 CONFIG = """[core]
 \trepositoryformatversion = 0
@@ -39,7 +41,8 @@ CONFIG = """[core]
 EXCLUDE = """# Written by bm-sync: what bm does not track by default.
 # Hidden names (.obsidian/, .trash/, .DS_Store, editor swap files, .basic-memory itself).
 .*
-"""
+# Editors' temporary files (bm_sync.ignore.DEFAULT_RULES).
+""" + "\n".join(DEFAULT_RULES) + "\n"
 
 
 GIT_WRITE_GUARD = "index.lock"

@@ -115,6 +115,23 @@ def test_a_database_in_a_missing_folder_is_an_error_not_a_mkdir(tmp_path: Path) 
     assert not (notes / ".basic-memory").exists()  # a rejected URL creates nothing
 
 
+@pytest.mark.parametrize(("scheme", "says"), [
+    ("sqlite+aiosqlit", "needs the driver 'aiosqlit'"),
+    ("sqlit+aiosqlite", "unknown database 'sqlit'"),
+    ("postgresql", "names no async driver"),
+])
+def test_a_mistyped_url_is_refused_before_anything_is_created(tmp_path: Path, scheme: str,
+                                                               says: str) -> None:
+    notes = tmp_path / "notes"
+    make_notes(notes)
+    for given in (["--db", f"{scheme}:///{tmp_path / 'x.db'}"], []):
+        environment = {} if given else {"BM_DATABASE_URL": f"{scheme}:///{tmp_path / 'x.db'}"}
+        result = run_bm("sync", str(notes), *given, env=environment)
+        assert result.returncode == 2 and says in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert not (notes / ".basic-memory").exists() and not (tmp_path / "x.db").exists()
+
+
 def test_a_synchronous_sqlite_url_suggests_the_async_one(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     make_notes(notes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from importlib.util import find_spec
 from urllib.parse import quote, unquote
 
 from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid
@@ -18,6 +19,9 @@ DATABASE_ENV = "BM_DATABASE_URL"
 DATABASE_FILE = "memory.db"
 SQLITE_ASYNC = "sqlite+aiosqlite"
 SYNCHRONOUS_SQLITE = ("sqlite", "sqlite+pysqlite")
+POSTGRES_ASYNC = "postgresql+asyncpg"
+# SQLAlchemy's own dialects: any other name must come from an installed plugin.
+BUILTIN_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
 
 
 def database_url(state_dir: Path, given: str | None = None) -> str:
@@ -57,7 +61,37 @@ def check_url(url: str) -> None:
     if scheme in SYNCHRONOUS_SQLITE:
         raise DatabaseUrlInvalid(f"database URL {url!r} uses a synchronous driver; use "
                                  f"{SQLITE_ASYNC}://{url.partition('://')[2]}")
+    _check_driver(url, scheme)
     path = sqlite_file(url)
     if path is not None and not path.parent.is_dir():
         raise DatabaseUnusable(f"the folder of database {str(path)!r} does not exist; "
                                "create it first (bm creates no folder for --db)")
+
+
+def _check_driver(url: str, scheme: str) -> None:
+    """A typo in the driver or dialect (`sqlite+aiosqlit`) is refused here, before the folder
+    lock creates anything, not when SQLAlchemy fails to load it. Without SQLAlchemy: the driver
+    module is looked up, not imported; only an unknown dialect name asks SQLAlchemy's registry."""
+    dialect, _, driver = scheme.partition("+")
+    if not driver:
+        raise DatabaseUrlInvalid(
+            f"database URL {url.split('://')[0]}:// names no async driver; use e.g. "
+            f"{SQLITE_ASYNC}:// or {POSTGRES_ASYNC}://")
+    if dialect not in BUILTIN_DIALECTS and not _is_plugin_dialect(scheme):
+        raise DatabaseUrlInvalid(f"database URL {scheme}:// names an unknown database "
+                                 f"{dialect!r} (e.g. {SQLITE_ASYNC}:// or {POSTGRES_ASYNC}://)")
+    if find_spec(driver) is None:
+        raise DatabaseUrlInvalid(
+            f"database URL {scheme}:// needs the driver {driver!r}, which is not installed "
+            f"(SQLite: {SQLITE_ASYNC}://; PostgreSQL: {POSTGRES_ASYNC}://, "
+            "pip install 'bm-sync[postgres]')")
+
+
+def _is_plugin_dialect(scheme: str) -> bool:
+    from sqlalchemy.dialects import registry
+
+    try:
+        registry.load(scheme.replace("+", "."))
+    except Exception:  # NoSuchModuleError, or a plugin that fails to load
+        return False
+    return True

@@ -22,6 +22,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bm_sync.db import HEAD_REVISION
+from bm_sync.db.state import cannot_open, read_only_uri
 from bm_sync.db.urls import sqlite_file
 from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid, database_hint
 
@@ -87,8 +88,51 @@ async def open_database(url: str) -> AsyncEngine:
             _remove_new_database(database)
         message = first_line(error)
         raise DatabaseUnusable(f"database {redacted(url)!r} cannot be opened: {message}; "
-                               f"{database_hint(message)}") from error
+                               f"{database_hint(message, database)}") from error
     return engine
+
+
+async def open_read_only(url: str) -> AsyncEngine:
+    """An engine for `url` that only reads: never migrated, and for a SQLite file a read-only
+    connection (`mode=ro`; `immutable` where SQLite cannot open it even so, a WAL database in
+    a folder this user cannot write), so the read commands work on a read-only mount and in a
+    folder of another user. The caller checks the revision first (`db.state`)."""
+    database = sqlite_file(url)
+    if database is None:
+        return create_engine(url)
+    for immutable in (False, True):
+        engine = _read_only_sqlite(database, immutable)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT count(*) FROM sqlite_master"))
+            return engine
+        except SQLAlchemyError as error:
+            await engine.dispose()
+            message = first_line(error)
+            if immutable or not cannot_open(message):
+                raise DatabaseUnusable(f"database {str(database)!r} cannot be read: {message}; "
+                                       f"{database_hint(message, database)}") from error
+    raise AssertionError("unreachable")
+
+
+def _read_only_sqlite(database: Path, immutable: bool) -> AsyncEngine:
+    import aiosqlite
+
+    uri = read_only_uri(database, immutable=immutable)
+
+    async def connect() -> Any:
+        return await aiosqlite.connect(uri, uri=True)
+
+    engine = create_async_engine("sqlite+aiosqlite://", async_creator=connect)
+    event.listen(engine.sync_engine, "connect", _read_only_pragmas)
+    return engine
+
+
+def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
 
 
 def _writable_sidecars(database: Path) -> None:

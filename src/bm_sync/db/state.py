@@ -111,9 +111,7 @@ def _read_sqlite(path: Path, root: Path, project_uuid: str | None) -> StoredStat
     if not path.exists():
         return StoredState()
     try:
-        # A URI (for read-only mode), so the path is percent-encoded: `#` or `?` in a folder
-        # name would otherwise end it.
-        connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        connection = _connect_read_only(path)
     except sqlite3.Error as error:
         return StoredState(unusable=f"the database cannot be opened ({error})")
     try:
@@ -127,6 +125,38 @@ def _read_sqlite(path: Path, root: Path, project_uuid: str | None) -> StoredStat
         return StoredState(unusable=f"the database is not usable ({error})")
     finally:
         connection.close()
+
+
+def read_only_uri(path: Path, *, immutable: bool = False) -> str:
+    """The SQLite URI that opens `path` for reading only. A URI, so the path is
+    percent-encoded: `#` or `?` in a folder name would otherwise end it. `immutable`: for a
+    WAL database in a folder this user cannot write (its `-shm` cannot be made), where SQLite
+    refuses even a read-only open; it then reads the file without locking."""
+    return f"file:{quote(str(path))}?mode=ro{'&immutable=1' if immutable else ''}"
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to `path`, proven by a first read (SQLite opens lazily)."""
+    try:
+        connection = sqlite3.connect(read_only_uri(path), uri=True)
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        except sqlite3.Error:
+            connection.close()
+            raise
+        return connection
+    except sqlite3.OperationalError as error:
+        if not cannot_open(str(error)):
+            raise
+        return sqlite3.connect(read_only_uri(path, immutable=True), uri=True)
+
+
+def cannot_open(message: str) -> bool:
+    """Whether SQLite's `message` is one a read-only open of a WAL database gives where its
+    `-shm` cannot be made (a read-only mount; a folder of another user): then `immutable`
+    is the way to read it."""
+    lowered = message.lower()
+    return "unable to open" in lowered or "readonly database" in lowered
 
 
 async def _read_other(url: str, root: Path, project_uuid: str | None) -> StoredState:

@@ -66,6 +66,12 @@ class SyncFailed(BmSyncError):
     once the cause is gone, converges. The message is one line: the cause, then a hint."""
 
 
+class LockUnavailable(SyncFailed):
+    """The folder's lock file cannot be opened (a folder in its place, no permission, a
+    read-only file system): for a sync, and for every other command that takes the lock
+    (`bm prune`, `bm restore`). One line: the cause, then a hint."""
+
+
 _HINTS = {
     errno.EACCES: "check the permissions and the owner of the notes folder and .basic-memory",
     errno.EPERM: "check the permissions and the owner of the notes folder and .basic-memory",
@@ -115,12 +121,12 @@ def database_hint(message: str, database: Path | None = None) -> str:
 
 
 def _other_owner(database: Path) -> Path | None:
-    """The database's folder, or the file itself, when another user owns it (None when
+    """The database's folder, or else the file itself, when another user owns it (None when
     both are this user's, or cannot be looked at)."""
     for path in (database.parent, database):
         try:
             if os.stat(path).st_uid != os.geteuid():
-                return database.parent
+                return path
         except OSError:
             continue
     return None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bm_sync.errors import BmSyncError, SyncLocked
+from bm_sync.errors import LockUnavailable, SyncLocked
 
 LOCK_FILE = "lock"
 
@@ -43,7 +43,7 @@ class FolderLock:
             self.state_dir.mkdir(exist_ok=True)
             descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise LockUnavailable(self.path, error, _owner_of(self.state_dir)) from None
+            raise _unavailable(self.path, error, _owner_of(self.state_dir)) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -66,17 +66,14 @@ class FolderLock:
             os.close(descriptor)
 
 
-class LockUnavailable(BmSyncError):
-    """The lock file cannot be opened (a folder in its place, no permission, a read-only file
-    system): one line, the cause and what to do, whichever command wanted the lock."""
-
-    def __init__(self, path: Path, error: OSError, owner: int | None) -> None:
-        reason = (error.strerror or type(error).__name__).lower()
-        hint = _LOCK_HINTS.get(error.errno or 0, "try again once the cause is gone")
-        if error.errno in (errno.EACCES, errno.EPERM) and owner not in (None, os.geteuid()):
-            hint = (f"{path.parent} belongs to another user (uid {owner}); run bm as that "
-                    f"user, or give it to yours (chown -R {os.geteuid()} {path.parent})")
-        super().__init__(f"cannot take the lock {path}: {reason}; {hint}")
+def _unavailable(path: Path, error: OSError, owner: int | None) -> LockUnavailable:
+    """One line: the cause, then what to do (for a folder of another user: ownership)."""
+    reason = (error.strerror or type(error).__name__).lower()
+    hint = _LOCK_HINTS.get(error.errno or 0, "try again once the cause is gone")
+    if error.errno in (errno.EACCES, errno.EPERM) and owner not in (None, os.geteuid()):
+        hint = (f"{path.parent} belongs to another user (uid {owner}); run bm as that "
+                f"user, or give it to yours (chown -R {os.geteuid()} {path.parent})")
+    return LockUnavailable(f"cannot take the lock {path}: {reason}; {hint}")
 
 
 _LOCK_HINTS = {

@@ -100,22 +100,35 @@ async def open_read_only(url: str) -> AsyncEngine:
     database = sqlite_file(url)
     if database is None:
         return create_engine(url)
-    for immutable in (False, True):
-        engine = _read_only_sqlite(database, immutable)
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT count(*) FROM sqlite_master"))
-            return engine
-        except SQLAlchemyError as error:
-            await engine.dispose()
-            message = first_line(error)
-            if immutable or not cannot_open(message):
-                raise DatabaseUnusable(f"database {str(database)!r} cannot be read: {message}; "
-                                       f"{database_hint(message, database)}") from error
-    raise AssertionError("unreachable")
+    try:
+        return await _proven(_read_only_sqlite(database, immutable=False))
+    except SQLAlchemyError as error:
+        if not cannot_open(first_line(error)):
+            raise _unreadable(database, error) from error
+    try:
+        return await _proven(_read_only_sqlite(database, immutable=True))
+    except SQLAlchemyError as error:
+        raise _unreadable(database, error) from error
 
 
-def _read_only_sqlite(database: Path, immutable: bool) -> AsyncEngine:
+async def _proven(engine: AsyncEngine) -> AsyncEngine:
+    """`engine`, once a first read went through (SQLite opens lazily); disposed if not."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT count(*) FROM sqlite_master"))
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+def _unreadable(database: Path, error: SQLAlchemyError) -> DatabaseUnusable:
+    message = first_line(error)
+    return DatabaseUnusable(f"database {str(database)!r} cannot be read: {message}; "
+                            f"{database_hint(message, database)}")
+
+
+def _read_only_sqlite(database: Path, *, immutable: bool) -> AsyncEngine:
     import aiosqlite
 
     uri = read_only_uri(database, immutable=immutable)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bm_sync.db import HEAD_REVISION
-from bm_sync.db.state import cannot_open, read_only_uri
+from bm_sync.db.read_only import cannot_open, read_only_uri
 from bm_sync.db.urls import sqlite_file
 from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid, database_hint
 

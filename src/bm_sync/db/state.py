@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from bm_sync.db.read_only import cannot_open, read_only_uri
 from bm_sync.db.urls import sqlite_file
 
 Query = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
@@ -127,14 +127,6 @@ def _read_sqlite(path: Path, root: Path, project_uuid: str | None) -> StoredStat
         connection.close()
 
 
-def read_only_uri(path: Path, *, immutable: bool = False) -> str:
-    """The SQLite URI that opens `path` for reading only. A URI, so the path is
-    percent-encoded: `#` or `?` in a folder name would otherwise end it. `immutable`: for a
-    WAL database in a folder this user cannot write (its `-shm` cannot be made), where SQLite
-    refuses even a read-only open; it then reads the file without locking."""
-    return f"file:{quote(str(path))}?mode=ro{'&immutable=1' if immutable else ''}"
-
-
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection to `path`, proven by a first read (SQLite opens lazily)."""
     try:
@@ -149,14 +141,6 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         if not cannot_open(str(error)):
             raise
         return sqlite3.connect(read_only_uri(path, immutable=True), uri=True)
-
-
-def cannot_open(message: str) -> bool:
-    """Whether SQLite's `message` is one a read-only open of a WAL database gives where its
-    `-shm` cannot be made (a read-only mount; a folder of another user): then `immutable`
-    is the way to read it."""
-    lowered = message.lower()
-    return "unable to open" in lowered or "readonly database" in lowered
 
 
 async def _read_other(url: str, root: Path, project_uuid: str | None) -> StoredState:

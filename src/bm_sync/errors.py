@@ -9,6 +9,8 @@ them carries a process exit code: that mapping belongs to the CLI.
 from __future__ import annotations
 
 import errno
+import os
+from pathlib import Path
 
 
 class BmSyncError(Exception):
@@ -64,6 +66,12 @@ class SyncFailed(BmSyncError):
     once the cause is gone, converges. The message is one line: the cause, then a hint."""
 
 
+class LockUnavailable(SyncFailed):
+    """The folder's lock file cannot be opened (a folder in its place, no permission, a
+    read-only file system): for a sync, and for every other command that takes the lock
+    (`bm prune`, `bm restore`). One line: the cause, then a hint."""
+
+
 _HINTS = {
     errno.EACCES: "check the permissions and the owner of the notes folder and .basic-memory",
     errno.EPERM: "check the permissions and the owner of the notes folder and .basic-memory",
@@ -85,21 +93,40 @@ def os_error_line(error: OSError) -> str:
     return f"cannot write{where}: {describe_os_error(error)}; {hint}"
 
 
-def database_error_line(message: str) -> str:
+def database_error_line(message: str, database: Path | None = None) -> str:
     """One line, cause then hint, for a database error that stops a whole run."""
-    return f"database error: {message}; {database_hint(message)}"
+    return f"database error: {message}; {database_hint(message, database)}"
 
 
-def database_hint(message: str) -> str:
+def database_hint(message: str, database: Path | None = None) -> str:
     """What to do about a database error, from the driver's message (SQLite's wording, which
-    the other drivers resemble)."""
+    the other drivers resemble) and, for a SQLite file, who owns it: a file or folder of
+    another user is a matter of ownership, which chmod does not fix."""
     lowered = message.lower()
     if "locked" in lowered or "busy" in lowered:
         return "another process holds the database; sync again when it is done"
+    permission = "permission" in lowered or "unable to open" in lowered
+    if "readonly" in lowered or "read-only" in lowered or permission:
+        owner = _other_owner(database) if database is not None else None
+        if owner is not None:
+            return (f"{owner} belongs to another user; run bm as that user, or give it to "
+                    f"yours (chown -R {os.geteuid()} {owner})")
     if "readonly" in lowered or "read-only" in lowered:
         return "the database file or its folder is read-only; make it writable (chmod 644)"
     if "full" in lowered or "disk" in lowered or "i/o" in lowered:
         return "free some space (or check the disk), then sync again"
-    if "permission" in lowered or "unable to open" in lowered:
+    if permission:
         return "check the permissions and the owner of the database and its folder"
     return "sync again once the cause is gone"
+
+
+def _other_owner(database: Path) -> Path | None:
+    """The database's folder, or else the file itself, when another user owns it (None when
+    both are this user's, or cannot be looked at)."""
+    for path in (database.parent, database):
+        try:
+            if os.stat(path).st_uid != os.geteuid():
+                return path
+        except OSError:
+            continue
+    return None

@@ -2,9 +2,11 @@
 back (show, diff, restore) and retention (prune). `SyncEngine` delegates to `History`.
 
 Recording happens inside the sync's own transactions (`bm_sync.runs`); this module only reads
-history, and writes a user file only in `restore`, when asked, and never over words that no
-sync recorded (like `git checkout`, it refuses, unless forced; forced, it first has a sync
-record them, so the overwritten content is a version that can be restored in turn).
+history (through a read-only connection: it never migrates the database, nor claims or
+re-points a project row; the project is the one a sync would take, `history_project`), and
+writes a user file only in `restore`, when asked, and never over words that no sync recorded
+(like `git checkout`, it refuses, unless forced; forced, it first has a sync record them, so
+the overwritten content is a version that can be restored in turn).
 
 A timeline is followed backwards like `git log --follow`: the newest change of a path first; a
 `moved` entry continues with the changes of its old path that came before it. A path can hold
@@ -26,8 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bm_sync.changes import ChangeKind
+from bm_sync.db import HEAD_REVISION
 from bm_sync.db import runs as run_rows
-from bm_sync.db.session import ProjectDatabase
+from bm_sync.db.session import ProjectReader
+from bm_sync.db.state import StoredProject, StoredState
 from bm_sync.errors import HistoryError
 from bm_sync.hashing import HashPolicy, hash_file
 from bm_sync.lock import FolderLock
@@ -86,7 +90,7 @@ class VersionRecord:
 class History:
     """The history of one folder's project: what `bm history`, `restore` and `prune` call."""
 
-    def __init__(self, root: Path, database: ProjectDatabase, versions: VersionStore,
+    def __init__(self, root: Path, database: ProjectReader, versions: VersionStore,
                  lock: FolderLock, *, wait: bool = False) -> None:
         self.root = root
         self.database = database
@@ -288,6 +292,28 @@ class History:
         for entries in timelines:
             keep.update(_retained(entries, keep_last, cutoff, now))
         return keep
+
+
+def history_project(root: Path, stored: StoredState, project: StoredProject | None,
+                    copy_of: Path | None) -> StoredProject:
+    """The project whose history `root` reads: the one a sync would take
+    (`bm_sync.identity`), found without writing. `HistoryError` in one line when there is
+    none yet (no sync of this folder; a copy before its own first sync: the original's
+    history stays the original's) or the database is not at this bm's revision (a read
+    command never migrates)."""
+    if stored.unusable is not None:
+        raise HistoryError(f"cannot read the history of {root}: {stored.unusable}")
+    if stored.revision is not None and stored.revision != HEAD_REVISION:
+        if stored.revision < HEAD_REVISION:
+            raise HistoryError(f"the database is at revision {stored.revision}, older than "
+                               f"this bm's {HEAD_REVISION}; run `bm sync {root}` to upgrade "
+                               "it first")
+        raise HistoryError(f"the database is at revision {stored.revision}, newer than this "
+                           f"bm's {HEAD_REVISION}; upgrade bm")
+    if stored.revision is None or project is None:
+        copy = f" (a copy of {copy_of}: its history starts with its own first sync)"
+        raise HistoryError(f"no sync has run in {root} yet{copy if copy_of else ''}")
+    return project
 
 
 def _retained(entries: list[tuple[str | None, float]], keep_last: int | None,

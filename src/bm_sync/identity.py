@@ -2,10 +2,11 @@
 
 The index's metadata and the project row hold the same id (a uuid). A folder moved or
 renamed (`mv notes Notes`), or reached through a symlink (the engine resolves its root
-first), finds its row again by that id and keeps its entity ids and history; the row's
-recorded root follows the folder. A copy (`cp -a notes notes2`) carries the original's id
-too: when the row's recorded root still exists and its own index holds the same id, the copy
-is another folder, and gets a fresh id and a project of its own (synced as new).
+first) or a bind mount (the same folder, by device and inode), finds its row again by that
+id and keeps its entity ids and history; the row's recorded root follows the folder. A copy
+(`cp -a notes notes2`) carries the original's id too: when the row's recorded root still
+exists and its own index holds the same id, the copy is another folder, and gets a fresh id
+and a project of its own (synced as new).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def identify(root: Path, index_id: str | None, stored: StoredState) -> Identity:
     copy_of = None
     if index_id is not None and by_id is not None:
         recorded_root = Path(by_id.root_path)
-        if recorded_root == root or not _holds_id(recorded_root, index_id):
+        if (recorded_root == root or _same_folder(recorded_root, root)
+                or not _holds_id(recorded_root, index_id)):
             return Identity(index_id, by_id)
         copy_of = recorded_root
     if by_root is not None:  # the row of this path (a copy synced before has its own id)
@@ -54,8 +56,20 @@ def identify(root: Path, index_id: str | None, stored: StoredState) -> Identity:
     return Identity(uuid.uuid4().hex, copy_of=copy_of)
 
 
+def _same_folder(recorded_root: Path, root: Path) -> bool:
+    """Whether the recorded root is this very folder reached by another path (a bind mount,
+    `mount --bind notes ro`): the same folder, not a copy."""
+    try:
+        return recorded_root.is_absolute() and recorded_root.samefile(root)
+    except OSError:
+        return False
+
+
 def _holds_id(folder: Path, project_id: str) -> bool:
-    """Whether `folder` is a notes folder whose index records `project_id`."""
+    """Whether `folder` is a notes folder whose index records `project_id`. A relative
+    recorded root (`db.runs.vacated_root`: another folder took its path) holds nothing."""
+    if not folder.is_absolute():
+        return False
     try:
         return recorded_id(read_index(folder / STATE_DIR / INDEX_FILE)) == project_id
     except (IndexCorrupt, OSError):

@@ -8,13 +8,14 @@ drops the lock when the process dies, so a crash never leaves a stale lock behin
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bm_sync.errors import SyncLocked
+from bm_sync.errors import LockUnavailable, SyncLocked
 
 LOCK_FILE = "lock"
 
@@ -38,8 +39,11 @@ class FolderLock:
             finally:
                 self._depth -= 1
             return
-        self.state_dir.mkdir(exist_ok=True)
-        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.state_dir.mkdir(exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise _unavailable(self.path, error, _owner_of(self.state_dir)) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -60,6 +64,37 @@ class FolderLock:
             self._descriptor = None
             fcntl.flock(descriptor, fcntl.LOCK_UN)
             os.close(descriptor)
+
+
+def _unavailable(path: Path, error: OSError, owner: int | None) -> LockUnavailable:
+    """One line: the cause, then what to do (for a folder of another user: ownership)."""
+    reason = (error.strerror or type(error).__name__).lower()
+    hint = _LOCK_HINTS.get(error.errno or 0, "try again once the cause is gone")
+    if error.errno in (errno.EACCES, errno.EPERM) and owner not in (None, os.geteuid()):
+        hint = (f"{path.parent} belongs to another user (uid {owner}); run bm as that "
+                f"user, or give it to yours (chown -R {os.geteuid()} {path.parent})")
+    return LockUnavailable(f"cannot take the lock {path}: {reason}; {hint}")
+
+
+_LOCK_HINTS = {
+    errno.EISDIR: "remove it (bm makes it again as a file)",
+    errno.ENOTDIR: ".basic-memory is not a folder; move it away",
+    errno.EEXIST: ".basic-memory is a file, not a folder; move it away",
+    errno.EACCES: "check the permissions and the owner of the notes folder and .basic-memory",
+    errno.EPERM: "check the permissions and the owner of the notes folder and .basic-memory",
+    errno.EROFS: "bm status and bm history still work there",
+    errno.ENOSPC: "free some space, then try again",
+}
+
+
+def _owner_of(folder: Path) -> int | None:
+    """The uid owning `folder` (or, when it is not there, its parent), None if unknown."""
+    for path in (folder, folder.parent):
+        try:
+            return os.stat(path).st_uid
+        except OSError:
+            continue
+    return None
 
 
 def _read_holder(descriptor: int) -> str:

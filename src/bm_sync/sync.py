@@ -49,7 +49,7 @@ from bm_sync.versions import VersionPolicy, VersionStore
 
 if TYPE_CHECKING:  # the writing side pulls in SQLAlchemy: imported when first needed
     from bm_sync.apply import BatchWriter, PreparedChange
-    from bm_sync.db.session import ProjectDatabase
+    from bm_sync.db.session import ProjectDatabase, ProjectReader
     from bm_sync.history import History, RunRecord, VersionRecord
     from bm_sync.runs import RunLog
 
@@ -76,6 +76,7 @@ class SyncEngine:
         self._run_log: RunLog | None = None
         self._versions: VersionStore | None = None
         self._identity: Identity | None = None
+        self._reader: ProjectReader | None = None  # the history's read-only connection
 
     @classmethod
     @asynccontextmanager
@@ -90,6 +91,9 @@ class SyncEngine:
             await engine.close()
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
         if self._versions is not None:
             self._versions.close()
             self._versions = None
@@ -109,22 +113,34 @@ class SyncEngine:
                 identity.project.id if identity.project else None)
             project = self._database.project
             self._run_log = RunLog(project.id, project.token, project.completed_at)
-            self._versions = VersionStore(self.detector.state_dir)
+            # The history's store, if it opened one: a forced restore checks there what the
+            # sync it ran has just stored.
+            self._versions = self._versions or VersionStore(self.detector.state_dir)
         return self._database, self._run_log, self._versions
 
     # -- history: delegated to bm_sync.history ----------------------------------------------
 
     async def _history(self) -> History:
-        from bm_sync.history import History
+        """The folder's history, read through its own read-only connection: the project is
+        found as a sync would find it, and nothing is written to the database."""
+        from bm_sync.db.session import ProjectReader
+        from bm_sync.history import History, history_project
+        from bm_sync.versions import VersionStore
 
         database_file = sqlite_file(self.database_url)
         if database_file is not None and not database_file.exists():
             raise HistoryError(f"no sync has run in {self.root} yet")
-        if self._database is None:
-            snapshot, _warning = self._read_snapshot()
-            await self._identify(snapshot)
-        database, _run_log, versions = await self._open_database()
-        return History(self.root, database, versions, self.detector.lock, wait=self.wait)
+        snapshot, _warning = self._read_snapshot()
+        stored, identity = await self._identify(snapshot)
+        project = history_project(self.root, stored, identity.project, identity.copy_of)
+        if self._reader is None or self._reader.project_id != project.id:
+            if self._reader is not None:
+                await self._reader.close()
+            self._reader = await ProjectReader.open(self.database_url, project.id)
+        if self._versions is None:
+            self._versions = VersionStore(self.detector.state_dir)
+        return History(self.root, self._reader, self._versions, self.detector.lock,
+                       wait=self.wait)
 
     async def runs(self, limit: int = 20) -> list[RunRecord]:
         """The most recent sync runs, newest first."""
@@ -181,7 +197,8 @@ class SyncEngine:
                 raise
             from bm_sync.db.engine import first_line
 
-            raise SyncFailed(database_error_line(first_line(error))) from error
+            raise SyncFailed(database_error_line(first_line(error),
+                                                 sqlite_file(self.database_url))) from error
         report.duration_s = time.perf_counter() - started
         return report
 

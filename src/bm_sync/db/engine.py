@@ -22,6 +22,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bm_sync.db import HEAD_REVISION
+from bm_sync.db.read_only import cannot_open, read_only_uri
 from bm_sync.db.urls import sqlite_file
 from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid, database_hint
 
@@ -87,8 +88,64 @@ async def open_database(url: str) -> AsyncEngine:
             _remove_new_database(database)
         message = first_line(error)
         raise DatabaseUnusable(f"database {redacted(url)!r} cannot be opened: {message}; "
-                               f"{database_hint(message)}") from error
+                               f"{database_hint(message, database)}") from error
     return engine
+
+
+async def open_read_only(url: str) -> AsyncEngine:
+    """An engine for `url` that only reads: never migrated, and for a SQLite file a read-only
+    connection (`mode=ro`; `immutable` where SQLite cannot open it even so, a WAL database in
+    a folder this user cannot write), so the read commands work on a read-only mount and in a
+    folder of another user. The caller checks the revision first (`db.state`)."""
+    database = sqlite_file(url)
+    if database is None:
+        return create_engine(url)
+    try:
+        return await _proven(_read_only_sqlite(database, immutable=False))
+    except SQLAlchemyError as error:
+        if not cannot_open(first_line(error)):
+            raise _unreadable(database, error) from error
+    try:
+        return await _proven(_read_only_sqlite(database, immutable=True))
+    except SQLAlchemyError as error:
+        raise _unreadable(database, error) from error
+
+
+async def _proven(engine: AsyncEngine) -> AsyncEngine:
+    """`engine`, once a first read went through (SQLite opens lazily); disposed if not."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT count(*) FROM sqlite_master"))
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+def _unreadable(database: Path, error: SQLAlchemyError) -> DatabaseUnusable:
+    message = first_line(error)
+    return DatabaseUnusable(f"database {str(database)!r} cannot be read: {message}; "
+                            f"{database_hint(message, database)}")
+
+
+def _read_only_sqlite(database: Path, *, immutable: bool) -> AsyncEngine:
+    import aiosqlite
+
+    uri = read_only_uri(database, immutable=immutable)
+
+    async def connect() -> Any:
+        return await aiosqlite.connect(uri, uri=True)
+
+    engine = create_async_engine("sqlite+aiosqlite://", async_creator=connect)
+    event.listen(engine.sync_engine, "connect", _read_only_pragmas)
+    return engine
+
+
+def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
 
 
 def _writable_sidecars(database: Path) -> None:

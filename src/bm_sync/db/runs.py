@@ -72,6 +72,8 @@ async def claim_project(session: AsyncSession, root: Path, project_uuid: str,
         session.add(project)
         await session.flush()
         return ProjectRow(project.id, project_uuid, project.index_token, project.updated_at)
+    if project.root_path != str(root):
+        await _vacate_root(session, root, project.id)
     if project.root_path != str(root) or project.uuid is None:
         # `updated_at` stays: it says when the last sync completed (the sweep's cutoff).
         await session.execute(update(Project).where(Project.id == project.id).values(
@@ -79,6 +81,25 @@ async def claim_project(session: AsyncSession, root: Path, project_uuid: str,
             uuid=project.uuid or project_uuid, updated_at=Project.updated_at))
     return ProjectRow(project.id, project.uuid or project_uuid, project.index_token,
                       project.updated_at)
+
+
+def vacated_root(project_id: int) -> str:
+    """The `root_path` of a project whose folder another project now occupies. Relative, so
+    never a real root (roots are absolute, symlinks resolved), and unique per row. Such a
+    project keeps everything: its folder, wherever it went, carries the project's id in its
+    index and finds the row by that id at its next sync, which records its new root."""
+    return f"(moved away) project {project_id}"
+
+
+async def _vacate_root(session: AsyncSession, root: Path, claimant: int) -> None:
+    """Free `root` for project `claimant`: the row recorded there is of a folder that was
+    moved away (its index has its own id: this folder would otherwise have found that row),
+    and `root_path` is unique."""
+    holder = await session.scalar(select(Project.id).where(Project.root_path == str(root),
+                                                           Project.id != claimant))
+    if holder is not None:
+        await session.execute(update(Project).where(Project.id == holder).values(
+            root_path=vacated_root(holder), updated_at=Project.updated_at))
 
 
 async def clear_token(session: AsyncSession, project_id: int) -> None:

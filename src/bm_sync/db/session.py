@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bm_sync.db.engine import open_database
+from bm_sync.db.engine import open_database, open_read_only
 from bm_sync.db.runs import ProjectRow, claim_project
 
 
@@ -37,6 +37,25 @@ class ProjectDatabase:
             await engine.dispose()
             raise
         return cls(engine, project)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+class ProjectReader:
+    """One project's rows, read only: what the history commands use. Opening it never
+    migrates and never claims or re-points a project row (`ProjectDatabase.open` does both,
+    for a sync), so `bm history` on a copy, a moved folder or a read-only mount changes
+    nothing; the caller found the project first, as a sync would (`bm_sync.identity`)."""
+
+    def __init__(self, engine: AsyncEngine, project_id: int) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
+        self.project_id = project_id
+
+    @classmethod
+    async def open(cls, url: str, project_id: int) -> ProjectReader:
+        return cls(await open_read_only(url), project_id)
 
     async def close(self) -> None:
         await self.engine.dispose()

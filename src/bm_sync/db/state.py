@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from bm_sync.db.read_only import cannot_open, read_only_uri
 from bm_sync.db.urls import sqlite_file
 
 Query = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
@@ -111,9 +111,7 @@ def _read_sqlite(path: Path, root: Path, project_uuid: str | None) -> StoredStat
     if not path.exists():
         return StoredState()
     try:
-        # A URI (for read-only mode), so the path is percent-encoded: `#` or `?` in a folder
-        # name would otherwise end it.
-        connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        connection = _connect_read_only(path)
     except sqlite3.Error as error:
         return StoredState(unusable=f"the database cannot be opened ({error})")
     try:
@@ -127,6 +125,22 @@ def _read_sqlite(path: Path, root: Path, project_uuid: str | None) -> StoredStat
         return StoredState(unusable=f"the database is not usable ({error})")
     finally:
         connection.close()
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to `path`, proven by a first read (SQLite opens lazily)."""
+    try:
+        connection = sqlite3.connect(read_only_uri(path), uri=True)
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        except sqlite3.Error:
+            connection.close()
+            raise
+        return connection
+    except sqlite3.OperationalError as error:
+        if not cannot_open(str(error)):
+            raise
+        return sqlite3.connect(read_only_uri(path, immutable=True), uri=True)
 
 
 async def _read_other(url: str, root: Path, project_uuid: str | None) -> StoredState:

@@ -9,8 +9,8 @@ decodes them.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from importlib.util import find_spec
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid

@@ -102,8 +102,7 @@ class History:
         """The most recent sync runs, newest first."""
         async with self.database.sessions() as session:
             rows = await run_rows.recent_runs(session, self.database.project_id, limit)
-        return [RunRecord(row.id, row.started_at, row.duration_s, row.added, row.modified,
-                          row.deleted, row.moved, row.failed, row.status) for row in rows]
+        return [RunRecord(*row) for row in rows]
 
     async def timeline(self, path: str) -> list[VersionRecord]:
         """The timeline of one file (root-relative path), newest first, following moves back

@@ -44,17 +44,9 @@ class ChangeRow:
     mtime: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    id: int
-    started_at: float
-    duration_s: float | None
-    added: int
-    modified: int
-    deleted: int
-    moved: int
-    failed: int
-    status: str
+# One run as `bm history` lists it: id, started at, duration, added, modified, deleted, moved,
+# failed, status (the fields of `bm_sync.history.RunRecord`, in order).
+RunFields = tuple[int, float, "float | None", int, int, int, int, int, str]
 
 
 # -- the project row and its token --------------------------------------------------------------
@@ -189,11 +181,11 @@ async def recorded_contents(session: AsyncSession, project_id: int,
     return earlier
 
 
-async def recent_runs(session: AsyncSession, project_id: int, limit: int) -> list[RunRow]:
+async def recent_runs(session: AsyncSession, project_id: int, limit: int) -> list[RunFields]:
     rows = await session.scalars(select(SyncRun).where(SyncRun.project_id == project_id)
                                  .order_by(SyncRun.id.desc()).limit(limit))
-    return [RunRow(run.id, run.started_at, run.duration_s, run.added, run.modified,
-                   run.deleted, run.moved, run.failed, run.status) for run in rows]
+    return [(run.id, run.started_at, run.duration_s, run.added, run.modified, run.deleted,
+             run.moved, run.failed, run.status) for run in rows]
 
 
 async def changes_of_path(session: AsyncSession, project_id: int, path: str,

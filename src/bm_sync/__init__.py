@@ -4,7 +4,7 @@ The public API is exactly what `__all__` lists; modules and names starting with 
 pipeline modules themselves, may change between releases.
 """
 
-from typing import TYPE_CHECKING
+import typing
 
 from bm_sync.changes import Change, ChangeKind, Failure, HashKind
 from bm_sync.detector import DetectionRun, Detector, StatusReport
@@ -22,7 +22,7 @@ from bm_sync.errors import (
 from bm_sync.hashing import HashPolicy
 from bm_sync.roots import find_root
 
-if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+if typing.TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
     from bm_sync.history import RunRecord, VersionRecord
     from bm_sync.reports import SyncProgress, SyncReport
     from bm_sync.sync import SyncEngine

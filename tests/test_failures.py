@@ -79,20 +79,7 @@ def test_state_folder_owned_by_another_user(notes: Path) -> None:
         os.chmod(path, 0o644)
 
     def sync_unprivileged() -> str:
-        import asyncio
-
-        from bm_sync import SyncFailed
-        from bm_sync.sync import SyncEngine
-
-        async def run() -> str:
-            async with SyncEngine.open(notes) as engine:
-                try:
-                    await engine.sync()
-                except SyncFailed as error:
-                    return str(error)
-            return "synced"
-
-        return asyncio.run(run())
+        return sync_message(notes)
 
     message = as_unprivileged(sync_unprivileged)
     assert message != "synced" and "\n" not in message and "; " in message
@@ -161,20 +148,7 @@ def test_a_read_only_database_fails_in_one_line_then_recovers(notes: Path) -> No
     database = notes / ".basic-memory" / "memory.db"
 
     def sync_unprivileged() -> str:
-        import asyncio
-
-        from bm_sync import SyncFailed
-        from bm_sync.sync import SyncEngine
-
-        async def run() -> str:
-            async with SyncEngine.open(notes) as engine:
-                try:
-                    await engine.sync()
-                except SyncFailed as error:
-                    return str(error)
-            return "synced"
-
-        return asyncio.run(run())
+        return sync_message(notes)
 
     def unprivileged(action: str) -> None:
         if action == "read-only":
@@ -221,3 +195,21 @@ def test_a_database_locked_longer_than_the_busy_timeout(notes: Path) -> None:
         holder.wait()
     assert "locked" in line and "another process holds the database" in line
     converges(notes, ["b.md"])
+
+
+def sync_message(notes: Path) -> str:
+    """Sync `notes` through the library: the `SyncFailed` line, or "synced"."""
+    import asyncio
+
+    from bm_sync import SyncFailed
+    from bm_sync.sync import SyncEngine
+
+    async def run() -> str:
+        async with SyncEngine.open(notes) as engine:
+            try:
+                await engine.sync()
+            except SyncFailed as error:
+                return str(error)
+        return "synced"
+
+    return asyncio.run(run())

@@ -253,13 +253,14 @@ class Bench:
         self.results["status"] = summary
         git = summary["git status --porcelain"]
         for name in commands:
-            wall = ratio(float(summary[name]["wall_s"]), float(git["wall_s"]))
-            cpu = ratio(float(summary[name]["cpu_s"]), float(git["cpu_s"]))
-            self.row("status", f"{name}: wall {1000 * float(summary[name]['wall_s']):.0f} ms, "
-                     f"CPU {1000 * float(summary[name]['cpu_s']):.0f} ms, peak RSS "
-                     f"{float(summary[name]['rss_mb']):.0f} MB", f"{wall:.2f}x / {cpu:.2f}x git"
-                     if wall and cpu else "-", "<= 1.0x git (wall)" if "watcher" in name
-                     else "", (wall or 99) <= 1.0 if "watcher" in name else None)
+            wall_s, cpu_s = float(summary[name]["wall_s"]), float(summary[name]["cpu_s"])
+            wall = ratio(wall_s, float(git["wall_s"])) or 0.0
+            cpu = ratio(cpu_s, float(git["cpu_s"])) or 0.0
+            target = "<= 1.0x git (wall)" if "watcher" in name else ""
+            self.row("status", f"{name}: wall {1000 * wall_s:.0f} ms, CPU {1000 * cpu_s:.0f} ms, "
+                     f"peak RSS {float(summary[name]['rss_mb']):.0f} MB",
+                     f"{wall:.2f}x / {cpu:.2f}x git (wall / CPU)", target,
+                     wall <= 1.0 if target else None)
 
     def latency(self, root: Path, watcher: Watcher) -> None:
         edits = self.options.edits
@@ -357,7 +358,7 @@ class Bench:
                  "exact, RSS <= 150 MB", not pending and bool(comparison["exact"])
                  and max(peak) <= 150)
 
-    def soak(self, root: Path, watcher: Watcher) -> tuple[Watcher, int]:
+    def soak(self, root: Path, watcher: Watcher) -> Watcher:
         seconds = 60 * self.options.soak_minutes
         writer = SoakWriter(root, random.Random(13))
         kills = [seconds / 3, 2 * seconds / 3]
@@ -374,24 +375,25 @@ class Bench:
             time.sleep(writer.chance.uniform(0, 0.05))
         log(f"soak: writer done ({writer.counts}); waiting for the watcher to settle ...")
         watcher.wait_ready()
-        settle_started = time.monotonic()
-        comparison = self.settle_and_compare(root, watcher)
+        comparison = self.settle_and_compare(root, watcher, stop=True)
         stopped = comparison.pop("exit_code")
         self.results["soak"] = {"operations": writer.counts, "comparison": comparison}
-        self.row("soak", f"{seconds / 60:.0f} min, {sum(writer.counts.values())} operations "
+        self.row("soak", f"{seconds / 60:g} min, {sum(writer.counts.values())} operations "
                  f"({', '.join(f'{n} {kind}' for kind, n in writer.counts.items())}), 2 SIGKILL "
-                 f"restarts; settled {time.monotonic() - settle_started:.0f} s after the writer",
+                 f"restarts; settled {comparison['settled_s']:.0f} s after the writer stopped",
                  f"{comparison['differing_count']} differing, {comparison['missing_count']} "
                  f"missing, {comparison['extra_count']} extra", "database == fresh sync",
                  bool(comparison["exact"]))
         self.row("soak", "exit code on SIGTERM", stopped, "0", stopped == 0)
-        return watcher, int(str(stopped))
+        return watcher
 
-    def settle_and_compare(self, root: Path, watcher: Watcher) -> dict[str, object]:
+    def settle_and_compare(self, root: Path, watcher: Watcher, *,
+                           stop: bool = False) -> dict[str, object]:
         """Wait until a full-scan `bm status` finds nothing and the watcher printed nothing
-        for 3 s; for the soak, also stop it (SIGTERM). Then compare with a fresh sync."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        while time.monotonic() < deadline:
+        for 3 s; `stop` it then (SIGTERM, its exit code in the result). Then compare with a
+        fresh sync."""
+        started = time.monotonic()
+        while time.monotonic() < started + SETTLE_TIMEOUT_S:
             scan = subprocess.run([*NO_FSMONITOR, *self.bm, "status", "--json", str(root)],
                                   capture_output=True, text=True)
             report = json.loads(scan.stdout or "{}")
@@ -400,13 +402,11 @@ class Bench:
             if clean and time.monotonic() - watcher.last_line_at > 3:
                 break
             time.sleep(1)
-        comparison: dict[str, object] = {}
-        if self.soaking:
+        comparison: dict[str, object] = {"settled_s": time.monotonic() - started}
+        if stop:
             comparison["exit_code"] = watcher.stop()
         comparison.update(compare_with_fresh_sync(self.bm, root, self.workdir))
         return comparison
-
-    soaking = False
 
     def run(self) -> None:
         sections = self.options.only or list(SECTIONS)
@@ -416,9 +416,8 @@ class Bench:
             for section in SECTIONS:
                 if section not in sections:
                     continue
-                self.soaking = section == "soak"
                 if section == "soak":
-                    watcher, _code = self.soak(root, watcher)
+                    watcher = self.soak(root, watcher)
                 else:
                     getattr(self, section)(root, watcher)
         finally:

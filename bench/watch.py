@@ -232,6 +232,7 @@ class Bench:
     def row(self, section: str, measure: str, value: object, target: str,
             met: bool | None) -> None:
         self.rows.append([section, measure, value, target, verdict(met)])
+        log(f"{section}: {measure}: {value} (target {target or '-'}: {verdict(met)})")
 
     # -- sections ------------------------------------------------------------------------
 
@@ -449,7 +450,7 @@ class SoakWriter:
         kind = self.chance.choices(list(self.WEIGHTS), list(self.WEIGHTS.values()))[0]
         try:
             getattr(self, kind.replace(" ", "_").replace("-", "_"))()
-        except FileNotFoundError:
+        except OSError:  # a path just moved or deleted by an earlier step, a name taken
             return
         self.counts[kind] += 1
 

@@ -462,8 +462,8 @@ def splice_index(
 
     The new index is the snapshot's entries in order, where an entry whose path is in
     `touched` becomes `rewrite(entry)` (None drops it), merged with `added` (entries the
-    snapshot does not hold, in bytewise path order; one equal to an old path goes first, as
-    in a merge). `entry_count` goes into the header, as for `write_index`.
+    snapshot does not hold, in bytewise path order). `entry_count` goes into the header, as
+    for `write_index`.
 
     Returns False, having written nothing, when the snapshot's bytes are not `write_index`'s
     (an index not written by bm, an entry with a stage, extended flags or a long name): the

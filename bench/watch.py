@@ -61,6 +61,8 @@ SECTIONS = ("status", "latency", "idle", "burst", "soak")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT_S = 3600.0
 SETTLE_TIMEOUT_S = 600.0
+STOP_TIMEOUT_S = 120.0
+STATUS_TIMEOUT_S = 300.0
 DATABASE = Path(".basic-memory/memory.db")
 NO_FSMONITOR = ["env", "BM_NO_FSMONITOR=1"]
 
@@ -127,10 +129,15 @@ class Watcher:
                 return int(line.split()[1]) / 1024
         return 0.0
 
-    def stop(self) -> int:
-        """SIGTERM, as a user's Ctrl-C or a service manager would; the exit code."""
+    def stop(self) -> int | str:
+        """SIGTERM, as a user's Ctrl-C or a service manager would; the exit code (or why
+        there is none: the watcher is then killed)."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=SETTLE_TIMEOUT_S)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return f"still running {STOP_TIMEOUT_S:.0f} s after SIGTERM"
 
     def kill(self) -> None:
         self.process.kill()
@@ -381,7 +388,8 @@ class Bench:
         self.results["soak"] = {"operations": writer.counts, "comparison": comparison}
         self.row("soak", f"{seconds / 60:g} min, {sum(writer.counts.values())} operations "
                  f"({', '.join(f'{n} {kind}' for kind, n in writer.counts.items())}), 2 SIGKILL "
-                 f"restarts; settled {comparison['settled_s']:.0f} s after the writer stopped",
+                 f"restarts; {'settled' if comparison['settled'] else 'NOT settled'} "
+                 f"{comparison['settled_s']:.0f} s after the writer stopped",
                  f"{comparison['differing_count']} differing, {comparison['missing_count']} "
                  f"missing, {comparison['extra_count']} extra", "database == fresh sync",
                  bool(comparison["exact"]))
@@ -394,16 +402,23 @@ class Bench:
         for 3 s; `stop` it then (SIGTERM, its exit code in the result). Then compare with a
         fresh sync."""
         started = time.monotonic()
+        clean = False
         while time.monotonic() < started + SETTLE_TIMEOUT_S:
-            scan = subprocess.run([*NO_FSMONITOR, *self.bm, "status", "--json", str(root)],
-                                  capture_output=True, text=True)
-            report = json.loads(scan.stdout or "{}")
+            try:
+                scan = subprocess.run([*NO_FSMONITOR, *self.bm, "status", "--json",
+                                       str(root)], capture_output=True, text=True,
+                                      timeout=STATUS_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log(f"a full-scan bm status took more than {STATUS_TIMEOUT_S:.0f} s")
+                continue
+            report = json.loads(scan.stdout or '{"added": ["(no report)"]}')
             clean = not any(report.get(kind) for kind in ("added", "modified", "deleted",
                                                           "moved"))
             if clean and time.monotonic() - watcher.last_line_at > 3:
                 break
             time.sleep(1)
-        comparison: dict[str, object] = {"settled_s": time.monotonic() - started}
+        comparison: dict[str, object] = {"settled_s": time.monotonic() - started,
+                                         "settled": clean}
         if stop:
             comparison["exit_code"] = watcher.stop()
         comparison.update(compare_with_fresh_sync(self.bm, root, self.workdir))

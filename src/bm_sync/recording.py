@@ -21,7 +21,7 @@ from bm_sync.changes import HashKind
 from bm_sync.compare import RACY_SLACK_NS
 from bm_sync.gitdir import ensure_git_dir
 from bm_sync.hashing import HashPolicy
-from bm_sync.index_format import IndexEntry, IndexSnapshot, write_index
+from bm_sync.index_format import IndexEntry, IndexSnapshot, splice_index, write_index
 from bm_sync.lock import FolderLock
 from bm_sync.sketch import SketchStore
 
@@ -116,7 +116,14 @@ class IndexRecording:
         merged = _MergedEntries(self.snapshot, self._entries, self._removed, new_paths,
                                 exclude)
         with lock.hold():
-            write_index(index_path, merged, merged.count, new_meta, merged.non_full())
+            # Most writes change a few entries of a large index (a watcher writes one per
+            # batch): copy the rest of the old file's bytes rather than repack every entry.
+            spliced = splice_index(
+                index_path, self.snapshot, touched=merged.touched(), rewrite=merged.rewritten,
+                added=map(self._entries.__getitem__, new_paths), entry_count=merged.count,
+                meta=new_meta)
+            if not spliced:
+                write_index(index_path, merged, merged.count, new_meta, merged.non_full())
             sketches.commit((entry.content_id for entry in merged), merged.count)
         ensure_git_dir(index_path.parent)
         return True
@@ -154,6 +161,9 @@ class _EntryTable:
     def pop(self, path: bytes) -> None:
         self._rows.pop(path, None)
 
+    def paths(self) -> Iterator[bytes]:
+        return iter(self._rows)
+
     def clear(self) -> None:
         self._rows.clear()
 
@@ -175,7 +185,8 @@ def _unpacked(path: bytes, row: bytes | IndexEntry) -> IndexEntry:
 class _MergedEntries:
     """The new index: the old entries, minus removed, with updates, plus new paths, in order.
 
-    Re-iterable and sized, because dulwich's writer takes `len()` and walks it twice.
+    Re-iterable and sized, because dulwich's writer takes `len()` and walks it twice. The
+    splice writer takes its parts instead (`touched`, `rewritten`, the new paths).
     """
 
     def __init__(self, snapshot: IndexSnapshot, updates: _EntryTable,
@@ -188,22 +199,31 @@ class _MergedEntries:
         self.count = snapshot.entry_count - len(removed) + len(new_paths)
 
     def __iter__(self) -> Iterator[IndexEntry]:
-        updates, removed, excluded = self.updates, self.removed, self.excluded
+        updates, rewritten = self.updates, self.rewritten
         new_paths = iter(self.new_paths)
         next_new = next(new_paths, None)
         for old in self.snapshot.entries():
             while next_new is not None and next_new < old.path:
                 yield updates[next_new]
                 next_new = next(new_paths, None)
-            if old.path in removed:
-                continue
-            if old.path in excluded:
-                yield smudged(old)
-            else:
-                yield updates.get(old.path, old)
+            entry = rewritten(old)
+            if entry is not None:
+                yield entry
         while next_new is not None:
             yield updates[next_new]
             next_new = next(new_paths, None)
+
+    def rewritten(self, old: IndexEntry) -> IndexEntry | None:
+        """What becomes of a recorded entry: dropped, kept smudged, updated or carried."""
+        if old.path in self.removed:
+            return None
+        if old.path in self.excluded:
+            return smudged(old)
+        return self.updates.get(old.path, old)
+
+    def touched(self) -> set[bytes]:
+        """The recorded paths `rewritten` may change (and new paths, which it never sees)."""
+        return {*self.updates.paths(), *self.removed, *self.excluded}
 
     def non_full(self) -> Iterator[IndexEntry]:
         return (entry for entry in self if entry.hash_kind is not HashKind.FULL)

@@ -7,10 +7,15 @@ line granularity: lines in common divided by the line count of the larger side, 
 
 Lines are not equally telling. Notes made from one template share its frontmatter keys and
 headings, so two different daily notes can have half their lines in common without being the
-same note. A line's *weight* discounts such boilerplate: 1 for a line at most one note holds,
-1/n for a line n notes hold. Weighted similarity is the same ratio with each line counted at
-its weight, so it measures what is left once boilerplate is set aside; with every weight 1 it
-is the plain ratio above.
+same note. Two discounts set such boilerplate aside:
+
+- by shape, at once: lines that are structure rather than words (the frontmatter block,
+  headings, empty list and checkbox items, label-only lines such as `- Mood:`, rules, code
+  fences, tag-only lines, lines without a letter or digit) are left out of the sketch. This
+  needs no other note, so it holds for the first two notes made from a template;
+- by rarity, once a tree has several notes: a line's *weight* is 1 for a line at most one note
+  holds, 1/n for a line n notes hold (the line census). Weighted similarity is the same ratio
+  with each line counted at its weight; with every weight 1 it is the plain ratio above.
 
 Sketches of recorded content live in a small SQLite side file keyed by content id
 (`.basic-memory/sketches.db`), written only by a recording run, read only when an unpaired
@@ -20,6 +25,7 @@ file keeps the line census behind the weights (see `SketchStore.commit`).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import zlib
 from array import array
@@ -44,12 +50,65 @@ MIN_SHARED_WEIGHT = 1.0
 LineWeight = Callable[[int], float]
 
 
+# A line that holds a letter or a digit (any non-ASCII byte counts as one: UTF-8 text).
+_WORD = re.compile(rb"[0-9A-Za-z\x80-\xff]")
+_HEADING = re.compile(rb"#{1,6}(?:\s|$)")
+# A list marker, then an optional task checkbox (`- [ ]`, `* [x]`, `1. [-]`).
+_ITEM_PREFIX = re.compile(rb"(?:[-*+]|\d{1,9}[.)])(?:\s+|$)(?:\[.\](?:\s+|$))?")
+_CHECKBOX = re.compile(rb"\[.\](?:\s+|$)")
+# A label waiting for its value ("Mood:", "**Attendees:**", "Action items::"): short, no
+# sentence of its own.
+MAX_LABEL_BYTES = 32
+_EMPHASIS = b"*_ \t"
+_FENCES = (b"```", b"~~~")
+_FRONTMATTER_ENDS = (b"---", b"...")
+
+
 def compute_sketch(content: bytes) -> bytes:
-    """The sketch of `content`; very long files keep their MAX_LINES smallest line hashes."""
+    """The sketch of `content`: the crc32 of each line that says something (`is_structure`
+    and the frontmatter block are left out). Very long files keep their MAX_LINES smallest
+    line hashes."""
     crc32 = zlib.crc32
-    hashes = sorted(crc32(stripped) for line in content.split(b"\n")
-                    if (stripped := line.strip()))
+    lines = content.split(b"\n")
+    hashes = sorted(crc32(stripped) for line in lines[_body_start(lines):]
+                    if (stripped := line.strip()) and not is_structure(stripped))
     return array("I", hashes[:MAX_LINES]).tobytes()
+
+
+def is_structure(line: bytes) -> bool:
+    """Whether a stripped, non-blank line is a template's shape rather than a note's words: a
+    heading, a rule or fence, an empty list or task item, a label with no value, tag-only.
+
+    Two notes made from one template share these and little else, and a note moved and
+    edited keeps its sentences, so similarity is measured on the sentences alone.
+    """
+    if not _WORD.search(line) or line.startswith(_FENCES) or _HEADING.match(line):
+        return True
+    if line[0] == 0x23 and all(word.startswith(b"#") for word in line.split()):
+        return True  # "#daily #journal"
+    item = _ITEM_PREFIX.match(line) or _CHECKBOX.match(line)
+    rest = line[item.end():] if item else line
+    if not rest.strip():
+        return True
+    label = rest.strip(_EMPHASIS)
+    return label.endswith(b":") and len(label) <= MAX_LABEL_BYTES
+
+
+def _body_start(lines: list[bytes]) -> int:
+    """The index of the first line after a closed frontmatter block (0 if there is none).
+
+    Frontmatter is metadata: keys a template repeats (`type: daily`, `tags: [...]`) and values
+    such as a date. The permalink in it is evidence of its own (rule 3 of `renames`).
+    """
+    first = 0
+    while first < len(lines) and not lines[first].strip():
+        first += 1
+    if first == len(lines) or lines[first].strip() != b"---":
+        return 0
+    for number in range(first + 1, len(lines)):
+        if lines[number].strip() in _FRONTMATTER_ENDS:
+            return number + 1
+    return 0
 
 
 def similarity(old_sketch: bytes, new_sketch: bytes,

@@ -58,8 +58,12 @@ CASES = [
                  [("call.md", "call-bob.md", "inode")],
                  id="renamed and its frontmatter rewritten in place is a move"),
     pytest.param([Side("outline.md", ["# Plan", "## Goals", "## Risks"])],
-                 [Side("plans/outline.md", ["# Plan", "## Goals", "## Risks", "## Budget"])], [],
-                 id="a note of headings only has no words to pair by (known limit)"),
+                 [Side("plans/outline.md", ["# Plan", "## Goals", "## Risks", "## Budget"])],
+                 [("outline.md", "plans/outline.md", "similarity")],
+                 id="an outline moved and edited pairs by its title heading"),
+    pytest.param([Side("outline.md", ["## Goals", "## Risks"])],
+                 [Side("plans/outline.md", ["## Goals", "## Risks", "## Budget"])], [],
+                 id="subheadings only are no words to pair by (known limit)"),
 ]
 
 
@@ -70,7 +74,8 @@ def test_pair_moves_without_a_census(deleted: list[Side], added: list[Side],
 
 
 @pytest.mark.parametrize(("line", "structure"), [
-    ("## Tasks", True), ("# 2024-01-02", True), ("#daily #journal", True), ("- Mood:", True),
+    ("## Tasks", True), ("# 2024-01-02", False), ("#", True), ("###### Notes", True),
+    ("#daily #journal", True), ("- Mood:", True),
     ("- [ ]", True), ("- [x]", True), ("1.", True), ("**Attendees:**", True), ("---", True),
     ("* * *", True), ("|---|---|", True), ("```python", True), ("Action items::", True),
     ("#tag and words", False), ("- [x] gym at seven", False), ("Mood: 7/10", False),
@@ -83,12 +88,14 @@ def test_is_structure(line: str, structure: bool) -> None:
 
 
 @pytest.mark.parametrize(("content", "kept"), [
-    ("---\ntitle: x\n---\nbody\n", ["body"]),
-    ("\n\n---\ntitle: x\n---\nbody\n", ["body"]),
+    ("---\ntype: daily\ntags: [a]\n---\nbody\n", ["body"]),
+    ("\n\n---\ntype: x\n---\nbody\n", ["body"]),
+    ("---\ntitle: Call\nDate: 2024-01-02\nstatus: x\ntitle:\n---\nbody\n",
+     ["title: Call", "Date: 2024-01-02", "body"]),  # the keys that name the note stay
     ("---\nbody after a rule\n", ["body after a rule"]),  # never closed: not frontmatter
     ("text\n---\ntitle: x\n---\n", ["text", "title: x"]),  # not at the top: rules and words
 ])
-def test_the_frontmatter_block_is_left_out(content: str, kept: list[str]) -> None:
+def test_the_frontmatter_block_is_left_out_but_names(content: str, kept: list[str]) -> None:
     assert compute_sketch(content.encode()) == compute_sketch("\n".join(kept).encode())
 
 

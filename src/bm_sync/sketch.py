@@ -9,10 +9,12 @@ Lines are not equally telling. Notes made from one template share its frontmatte
 headings, so two different daily notes can have half their lines in common without being the
 same note. Two discounts set such boilerplate aside:
 
-- by shape, at once: lines that are structure rather than words (the frontmatter block,
-  headings, empty list and checkbox items, label-only lines such as `- Mood:`, rules, code
-  fences, tag-only lines, lines without a letter or digit) are left out of the sketch. This
-  needs no other note, so it holds for the first two notes made from a template;
+- by shape, at once: lines that are structure rather than words (the frontmatter block but
+  its title and date, headings but the note's `# title`, empty list and checkbox items,
+  label-only lines such as `- Mood:`, rules, code fences, tag-only lines, lines without a
+  letter or digit) are left out of the sketch. This needs no other note, so it holds for the
+  first two notes made from a template. A note's title and date are kept: they differ
+  between two notes of one template, and a moved note keeps them;
 - by rarity, once a tree has several notes: a line's *weight* is 1 for a line at most one note
   holds, 1/n for a line n notes hold (the line census). Weighted similarity is the same ratio
   with each line counted at its weight; with every weight 1 it is the plain ratio above.
@@ -62,6 +64,9 @@ MAX_LABEL_BYTES = 32
 _EMPHASIS = b"*_ \t"
 _FENCES = (b"```", b"~~~")
 _FRONTMATTER_ENDS = (b"---", b"...")
+# Frontmatter keys whose values name this note (kept in the sketch); every other key is metadata
+# a template may repeat (`type: daily`, `tags: [...]`).
+_NAMING_KEYS = re.compile(rb"(?:title|date|created|id|aliases)\s*:\s*\S", re.IGNORECASE)
 
 
 def compute_sketch(content: bytes) -> bytes:
@@ -70,20 +75,27 @@ def compute_sketch(content: bytes) -> bytes:
     line hashes."""
     crc32 = zlib.crc32
     lines = content.split(b"\n")
-    hashes = sorted(crc32(stripped) for line in lines[_body_start(lines):]
-                    if (stripped := line.strip()) and not is_structure(stripped))
+    body = _body_start(lines)
+    hashes = sorted(crc32(stripped) for line in lines[:body]
+                    if _NAMING_KEYS.match(stripped := line.strip()))
+    hashes += (crc32(stripped) for line in lines[body:]
+               if (stripped := line.strip()) and not is_structure(stripped))
+    hashes.sort()
     return array("I", hashes[:MAX_LINES]).tobytes()
 
 
 def is_structure(line: bytes) -> bool:
     """Whether a stripped, non-blank line is a template's shape rather than a note's words: a
-    heading, a rule or fence, an empty list or task item, a label with no value, tag-only.
+    heading (but a `# title`), a rule or fence, an empty list or task item, a label with no
+    value, tag-only.
 
     Two notes made from one template share these and little else, and a note moved and
     edited keeps its sentences, so similarity is measured on the sentences alone.
     """
-    if not _WORD.search(line) or line.startswith(_FENCES) or _HEADING.match(line):
+    if not _WORD.search(line) or line.startswith(_FENCES):
         return True
+    if _HEADING.match(line):
+        return not line.startswith(b"# ")  # `# Call with Bob` names the note
     if line[0] == 0x23 and all(word.startswith(b"#") for word in line.split()):
         return True  # "#daily #journal"
     item = _ITEM_PREFIX.match(line) or _CHECKBOX.match(line)
@@ -97,8 +109,8 @@ def is_structure(line: bytes) -> bool:
 def _body_start(lines: list[bytes]) -> int:
     """The index of the first line after a closed frontmatter block (0 if there is none).
 
-    Frontmatter is metadata: keys a template repeats (`type: daily`, `tags: [...]`) and values
-    such as a date. The permalink in it is evidence of its own (rule 3 of `renames`).
+    Frontmatter is metadata, mostly keys a template repeats (`type: daily`, `tags: [...]`);
+    the permalink in it is evidence of its own (rule 3 of `renames`).
     """
     first = 0
     while first < len(lines) and not lines[first].strip():

@@ -345,9 +345,13 @@ def restore(
         async with _engine(notes_root, database_url, wait) as engine:
             return await engine.restore(path, rev, force=force)
 
+    from bm_sync.history import next_sync_records
+
     version = asyncio.run(run())
-    print(f"restored {file} to {(version.content_id or '')[:10]} "
-          "(the next sync records it as a modification)")
+    recorded = next_sync_records(notes_root, relative_path(notes_root, path))
+    print(f"restored {file} to {(version.content_id or '')[:10]} ("
+          + (f"the next sync records it as {recorded})" if recorded
+             else "as the last sync recorded it: nothing to sync)"))
 
 
 @app.command()

@@ -52,17 +52,20 @@ MIN_SHARED_WEIGHT = 1.0
 LineWeight = Callable[[int], float]
 
 
-# A line that holds a letter or a digit (any non-ASCII byte counts as one: UTF-8 text).
-_WORD = re.compile(rb"[0-9A-Za-z\x80-\xff]")
-_HEADING = re.compile(rb"#{1,6}(?:\s|$)")
-# A list marker, then an optional task checkbox (`- [ ]`, `* [x]`, `1. [-]`).
-_ITEM_PREFIX = re.compile(rb"(?:[-*+]|\d{1,9}[.)])(?:\s+|$)(?:\[.\](?:\s+|$))?")
-_CHECKBOX = re.compile(rb"\[.\](?:\s+|$)")
-# A label waiting for its value ("Mood:", "**Attendees:**", "Action items::"): short, no
-# sentence of its own.
-MAX_LABEL_BYTES = 32
-_EMPHASIS = b"*_ \t"
-_FENCES = (b"```", b"~~~")
+# A line that is a template's shape rather than a note's words (matched whole, stripped):
+_STRUCTURE = re.compile(rb"""
+    [^0-9A-Za-z\x80-\xff]*                  # no letter or digit (non-ASCII bytes are text):
+                                            # rules, table rules, fences, `- [ ]`, `>`
+  | (?:```|~~~).*                           # a code fence with its language
+  | \#{2,6}(?:\s.*)?                         # a subheading (`# Title` names the note)
+  | \#[^\s#]\S*(?:\s+\#\S+)*                  # tags only: `#daily #journal`
+  | (?:(?:[-*+]|\d{1,9}[.)])(?:\s+|\Z))?     # an optional list marker,
+    (?:\[.\](?:\s+|\Z))?                     # an optional task checkbox,
+    (?:[*_\s]*.{1,32}?:[*_\s]*)?              # then nothing, or a label waiting for its value
+                                            # (`Mood:`, `**Attendees:**`, `Actions::`)
+""", re.VERBOSE | re.DOTALL)
+_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_LABEL_ENDS = frozenset(b":*_")
 _FRONTMATTER_ENDS = (b"---", b"...")
 # Frontmatter keys whose values name this note (kept in the sketch); every other key is metadata
 # a template may repeat (`type: daily`, `tags: [...]`).
@@ -78,32 +81,25 @@ def compute_sketch(content: bytes) -> bytes:
     body = _body_start(lines)
     hashes = sorted(crc32(stripped) for line in lines[:body]
                     if _NAMING_KEYS.match(stripped := line.strip()))
+    structure = _STRUCTURE.fullmatch
+    # Most lines start with a letter and end like a sentence: words, no need for the regex.
     hashes += (crc32(stripped) for line in lines[body:]
-               if (stripped := line.strip()) and not is_structure(stripped))
+               if (stripped := line.strip()) and (
+                   (stripped[0] in _LETTERS and stripped[-1] not in _LABEL_ENDS)
+                   or not structure(stripped)))
     hashes.sort()
     return array("I", hashes[:MAX_LINES]).tobytes()
 
 
 def is_structure(line: bytes) -> bool:
     """Whether a stripped, non-blank line is a template's shape rather than a note's words: a
-    heading (but a `# title`), a rule or fence, an empty list or task item, a label with no
-    value, tag-only.
+    subheading, a rule or fence, an empty list or task item, a label with no value, tags only.
 
     Two notes made from one template share these and little else, and a note moved and
-    edited keeps its sentences, so similarity is measured on the sentences alone.
+    edited keeps its sentences, so similarity is measured on the sentences (and a note's
+    `# title`) alone.
     """
-    if not _WORD.search(line) or line.startswith(_FENCES):
-        return True
-    if _HEADING.match(line):
-        return not line.startswith(b"# ")  # `# Call with Bob` names the note
-    if line[0] == 0x23 and all(word.startswith(b"#") for word in line.split()):
-        return True  # "#daily #journal"
-    item = _ITEM_PREFIX.match(line) or _CHECKBOX.match(line)
-    rest = line[item.end():] if item else line
-    if not rest.strip():
-        return True
-    label = rest.strip(_EMPHASIS)
-    return label.endswith(b":") and len(label) <= MAX_LABEL_BYTES
+    return _STRUCTURE.fullmatch(line) is not None
 
 
 def _body_start(lines: list[bytes]) -> int:

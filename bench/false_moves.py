@@ -1,4 +1,4 @@
-"""False moves between templated notes, and true move+edits, before and after line weights.
+"""False moves between templated notes, and true move+edits, without and with line weights.
 
     .venv/bin/python bench/false_moves.py [--runs 5] [--json OUT]
 
@@ -6,12 +6,18 @@ Drives `renames.pair_moves` directly (no CLI, no index): each note's sketch come
 `sketch.compute_sketch`, and the weights from a real `SketchStore` (in a temporary folder) that
 recorded the tree's sketches and took its line census, as a recording sync leaves it. "Before"
 is `line_weight=None` (every line counts 1), "after" is `line_weight=store.line_weights()`.
+(Both use the sketches of the bm-sync being run, so both see its structural discount.)
 
 Corpora, from bench/make_corpus.py (seed 1): `daily` is a year of daily notes from one template
 plus a weekly review every Sunday (418 notes); `tenant` is the tenant-like corpus's 2,590 notes
-(its binaries play no part in pairing); `tenant+daily` is both in one tree. The last 30 daily
-notes of the year are held out: they are the notes a user creates. The recorded tree (what the
-census sees) is everything else.
+(its binaries play no part in pairing); `tenant+daily` is both in one tree; `tenant+2 daily` is
+the tenant corpus with only two daily notes (a template the census cannot learn from two notes).
+The last 30 daily notes of the year are held out: they are the notes a user creates. The
+recorded tree (what the census sees) is everything else.
+
+To compare with another version of bm-sync, run this script with that version first on the
+import path (e.g. `git archive main src | tar -x -C /tmp/old` then
+`PYTHONPATH=/tmp/old/src .venv/bin/python bench/false_moves.py`).
 
 Scenarios, each counted over 30 cases (one pairing run each, unless "in one run"):
 - template delete+create: a recorded daily note deleted, a new day created (different body).
@@ -92,11 +98,18 @@ def census(notes: dict[str, str], folder: Path) -> tuple[LineWeights, float]:
     return weights, elapsed
 
 
+# Corpora whose tree records only this many daily notes (the rest of the year is dropped).
+FEW_DAYS = {"tenant+2 daily": 2}
+
+
 def make_corpus(name: str, folder: Path, days: int = 366) -> Corpus:
     notes = tenant_notes() if "tenant" in name else {}
     daily = daily_texts(days, SEED, list(notes)) if "daily" in name else {}
     day_paths = sorted(path for path in daily if "/Daily/" in path)
     new_days = {path: daily.pop(path) for path in day_paths[-CASES:]}
+    if name in FEW_DAYS:
+        kept_days = set(day_paths[:FEW_DAYS[name]])
+        daily = {path: text for path, text in daily.items() if path in kept_days}
     recorded = {**notes, **daily}
     (folder / name).mkdir()
     weights, census_s = census(recorded, folder / name)
@@ -160,7 +173,8 @@ def scenarios(corpus: Corpus) -> dict[str, list[Case]]:
     found: dict[str, list[Case]] = {}
     days = daily_paths(corpus)
     if days:
-        deleted_days = rng.sample(days, CASES)
+        deleted_days = (rng.sample(days, CASES) if len(days) >= CASES
+                        else [days[number % len(days)] for number in range(CASES)])
         found["template delete+create"] = [
             ({old: corpus.recorded[old]}, {new: text}, set())
             for old, (new, text) in zip(deleted_days, corpus.new_days.items(), strict=True)]
@@ -177,7 +191,7 @@ def scenarios(corpus: Corpus) -> dict[str, list[Case]]:
             {old: corpus.recorded[old] for old in deleted_notes}, new_notes, set())]
     sources = days if days and not other_paths(corpus) else other_paths(corpus)
     if days and other_paths(corpus):
-        sources = days + other_paths(corpus)[:len(days)]
+        sources = days + other_paths(corpus)[:max(len(days), 2 * CASES)]
     picked = rng.sample(sources, 2 * CASES)
     found["moved+edited, few lines"] = moved_edited(corpus, picked[:CASES], rng, few_lines)
     share = 0.2
@@ -259,10 +273,10 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bm-false-moves-") as scratch:
         folder = Path(scratch)
-        print("| corpus | scenario | false moves before | after | true moves found before "
-              "| after |")
+        print("| corpus | scenario | false moves unweighted | weighted | true moves found "
+              "unweighted | weighted |")
         print("|---|---|---|---|---|---|")
-        for name in ("daily", "tenant", "tenant+daily"):
+        for name in ("daily", "tenant", "tenant+daily", *FEW_DAYS):
             corpus = make_corpus(name, folder)
             results["census"][name] = {  # type: ignore[index]
                 "notes": len(corpus.recorded), "census_s": round(corpus.census_s, 3)}

@@ -19,9 +19,15 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from bm_sync.changes import ChangeKind
 from bm_sync.detector import STATE_DIR, Detector, StatusReport
-from bm_sync.errors import BmSyncError, DatabaseUrlInvalid, NotAFolder, PathOutsideRoot
+from bm_sync.errors import (
+    BmSyncError,
+    DatabaseUrlInvalid,
+    IndexCorrupt,
+    NotAFolder,
+    PathOutsideRoot,
+)
 from bm_sync.hashing import MIB, HashPolicy
-from bm_sync.roots import find_root, narrow, relative_path
+from bm_sync.roots import find_root, narrow, relative_path, scope_of
 
 if TYPE_CHECKING:
     from bm_sync.history import RunRecord, VersionRecord
@@ -92,6 +98,15 @@ def _notes_root(path: Path) -> Path:
     return root
 
 
+def _recorded_paths(detector: Detector) -> list[bytes] | None:
+    """The paths the index records (what a narrowed report counts `unchanged` among), or None
+    when it cannot be read (the command's own run then says why)."""
+    try:
+        return [recorded for recorded, _record in detector.load_snapshot().records()]
+    except (IndexCorrupt, OSError):
+        return None
+
+
 def _detector(path: Path, policy: HashPolicy) -> Detector:
     try:
         return Detector(path, policy=policy)
@@ -108,14 +123,21 @@ def status(
 ) -> None:
     """Show what a sync would apply. Reads only: writes nothing, not even the index."""
     root = _notes_root(path)
-    report = _detector(root, _policy(full_hash_max_mb, partial_hash_max_mb)).status()
-    narrow(report, root, path)
+    detector = _detector(root, _policy(full_hash_max_mb, partial_hash_max_mb))
+    scope = scope_of(root, path)
+    recorded = _recorded_paths(detector) if scope is not None else None
+    report = detector.status()
+    if scope is not None:
+        narrow(report, scope, recorded)
     for warning in report.warnings:
         print(f"bm: warning: {warning}", file=sys.stderr)
     if json_output:
-        print(json.dumps(report.to_json()))
+        data = report.to_json()
+        if scope is not None:
+            data["scope"] = scope
+        print(json.dumps(data))
     else:
-        print_status(report)
+        print_status(report, scope)
 
 
 DatabaseOption = Annotated[
@@ -151,6 +173,8 @@ def sync(
     policy = _policy(full_hash_max_mb, partial_hash_max_mb)
     root = _notes_root(path)  # a usage error for a missing folder, before anything else
     show_progress = not (quiet or json_output) and sys.stderr.isatty()
+    scope = scope_of(root, path)
+    recorded = _recorded_paths(_detector(root, policy)) if scope is not None else None
 
     async def run() -> SyncReport:
         versions = VersionPolicy(enabled=not no_versions)
@@ -164,7 +188,8 @@ def sync(
                 return await engine.sync(progress=bar.update)
 
     report = asyncio.run(run())
-    narrow(report, root, path)
+    if scope is not None:
+        report.narrow_to(scope, recorded)
     for warning in report.warnings:
         print(f"bm: warning: {warning}", file=sys.stderr)
     if json_output:
@@ -320,9 +345,13 @@ def restore(
         async with _engine(notes_root, database_url, wait) as engine:
             return await engine.restore(path, rev, force=force)
 
+    from bm_sync.history import next_sync_records
+
     version = asyncio.run(run())
-    print(f"restored {file} to {(version.content_id or '')[:10]} "
-          "(the next sync records it as a modification)")
+    recorded = next_sync_records(notes_root, relative_path(notes_root, path))
+    print(f"restored {file} to {(version.content_id or '')[:10]} ("
+          + (f"the next sync records it as {recorded})" if recorded
+             else "as the last sync recorded it: nothing to sync)"))
 
 
 @app.command()
@@ -353,18 +382,40 @@ def prune(
 
 def sync_summary_line(report: SyncReport) -> str:
     """`12 added, 3 modified, 1 deleted, 2 moved, 0 failed in 0.8 s` (with `, 1 warning` after
-    `failed` when notes were indexed with warnings), or `up to date`."""
-    if not report.change_count and not report.failed_total and not report.file_warnings_total:
-        return f"up to date ({_files(report.unchanged)} unchanged, {report.duration_s:.1f} s)"
-    warnings = report.file_warnings_total
+    `failed` when notes were indexed with warnings), or `up to date`.
+
+    Narrowed (`bm sync SUBFOLDER`), the counts of the subfolder come first, then what the sync
+    applied to the whole folder (what `bm history` shows as its run):
+    `sub: 1 added, ...; the whole folder: 2 added, 1 modified, ... in 0.8 s`."""
+    if report.scope is None or report.applied is None:
+        return _counts_line(report.counts(), report.file_warnings_total, report.duration_s)
+    applied = report.applied
+    whole = _counts_line(applied, report.file_warnings_total, report.duration_s)
+    counts = report.counts()
+    if whole.startswith("up to date"):
+        return (f"up to date ({_files(counts['unchanged'])} unchanged in {report.scope}, "
+                f"{report.duration_s:.1f} s)")
+    narrowed = (f"{_files(counts['unchanged'])} unchanged" if not report.change_count
+                and not counts["failed"] else _change_counts(counts))
+    return f"{report.scope}: {narrowed}; the whole folder: {whole}"
+
+
+def _counts_line(counts: dict[str, int], warnings: int, duration_s: float) -> str:
+    if not any(counts[kind] for kind in ("added", "modified", "deleted", "moved", "failed")
+               ) and not warnings:
+        return f"up to date ({_files(counts['unchanged'])} unchanged, {duration_s:.1f} s)"
     noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-    return (f"{len(report.added)} added, {len(report.modified)} modified, "
-            f"{len(report.deleted)} deleted, {len(report.moved)} moved, "
-            f"{report.failed_total} failed{noted} in {report.duration_s:.1f} s")
+    return f"{_change_counts(counts)}{noted} in {duration_s:.1f} s"
 
 
-def print_status(report: StatusReport) -> None:
-    """`git status --short`-like lines, grouped added / modified / deleted / moved."""
+def _change_counts(counts: dict[str, int]) -> str:
+    return (f"{counts['added']} added, {counts['modified']} modified, "
+            f"{counts['deleted']} deleted, {counts['moved']} moved, {counts['failed']} failed")
+
+
+def print_status(report: StatusReport, scope: str | None = None) -> None:
+    """`git status --short`-like lines, grouped added / modified / deleted / moved; the count
+    line names the `scope` a narrowed report covers."""
     lines = [f"A  {path}" for path in report.added]
     lines += [f"M  {path}" for path in report.modified]
     lines += [f"D  {path}" for path in report.deleted]
@@ -372,15 +423,16 @@ def print_status(report: StatusReport) -> None:
     lines += [f"!  {failure.path}: {failure.error}" for failure in report.failed]
     if lines:
         print("\n".join(lines))
-    print(summary_line(report))
+    print(summary_line(report, scope))
 
 
-def summary_line(report: StatusReport) -> str:
+def summary_line(report: StatusReport, scope: str | None = None) -> str:
+    where = f" in {scope}" if scope is not None else ""
     if not report.change_count and not report.failed:
-        return f"up to date ({_files(report.unchanged)} unchanged)"
+        return f"up to date ({_files(report.unchanged)} unchanged{where})"
     return (f"{len(report.added)} added, {len(report.modified)} modified, "
             f"{len(report.deleted)} deleted, {len(report.moved)} moved, "
-            f"{len(report.failed)} failed, {report.unchanged} unchanged")
+            f"{len(report.failed)} failed, {report.unchanged} unchanged{where}")
 
 
 _REVISION = re.compile(r"~[0-9]*|[0-9a-fA-F]{4,40}")

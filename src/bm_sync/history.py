@@ -22,7 +22,7 @@ import difflib
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ from bm_sync.db import HEAD_REVISION
 from bm_sync.db import runs as run_rows
 from bm_sync.db.session import ProjectReader
 from bm_sync.db.state import StoredProject, StoredState
-from bm_sync.errors import HistoryError
+from bm_sync.errors import HistoryError, database_error_line
 from bm_sync.hashing import HashPolicy, hash_file
 from bm_sync.lock import FolderLock
 from bm_sync.versions import VersionStore
@@ -98,9 +98,23 @@ class History:
         self.lock = lock
         self.wait = wait
 
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        """A session of the history's read-only connection. A database error of any query in
+        it (a table gone, a lost server, a damaged file) ends as one `HistoryError` line."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from bm_sync.db.engine import first_line
+
+        try:
+            async with self.database.sessions() as session:
+                yield session
+        except SQLAlchemyError as error:
+            raise HistoryError(database_error_line(first_line(error))) from error
+
     async def runs(self, limit: int = 20) -> list[RunRecord]:
         """The most recent sync runs, newest first."""
-        async with self.database.sessions() as session:
+        async with self._session() as session:
             rows = await run_rows.recent_runs(session, self.database.project_id, limit)
         return [RunRecord(*row) for row in rows]
 
@@ -110,7 +124,7 @@ class History:
         earlier files deleted at this path before this one came (one that moved away is not
         listed: its timeline goes on at its new path)."""
         records: list[VersionRecord] = []
-        async with self.database.sessions() as session:
+        async with self._session() as session:
             taken: set[int] = set()
             lifetime = 0
             for row in await run_rows.changes_of_path(session, self.database.project_id, path):
@@ -185,8 +199,8 @@ class History:
         Refused (`HistoryError`, nothing written) when the file on disk holds content that no
         sync recorded and that is no stored version: it would be lost. With `force`, `record`
         (a sync) runs first, so that content becomes the newest version. The revision is
-        resolved before that sync, so `~N` means what the user saw. The next sync records the
-        restore as a modification.
+        resolved before that sync, so `~N` means what the user saw. What the next sync records
+        of it: `next_sync_records` (an add when the file was gone).
         """
         target = self.root / path
         with self.lock.hold(wait=self.wait):  # not under a running sync's feet
@@ -272,7 +286,7 @@ class History:
         cutoff = now - keep_days * 86400 if keep_days is not None else None
         timelines: list[list[tuple[str | None, float]]] = []  # oldest first: (content, time)
         live: dict[str, int] = {}  # path -> its timeline, while a file is there
-        async with self.database.sessions() as session:
+        async with self._session() as session:
             async for row in run_rows.all_changes(session, self.database.project_id):
                 if row.kind == ChangeKind.DELETED.value:
                     if row.path in live:
@@ -433,3 +447,20 @@ def _write_file(target: Path, content: bytes, path: str) -> None:
 
 def _reason(error: OSError) -> str:
     return (error.strerror or type(error).__name__).lower()
+
+
+def next_sync_records(root: Path, path: str) -> str | None:
+    """What the next sync of `root` will record for `path` (a restored file, say), in words:
+    "an add" (the file was gone), "a modification", "a move from OLD", or None (the content
+    the last sync recorded). Read-only: a status of that one path."""
+    from bm_sync.detector import Detector
+
+    report = Detector(root).status(paths=[root / path])
+    if path in report.added:
+        return "an add"
+    if path in report.modified:
+        return "a modification"
+    for old, new in report.moved:
+        if new == path:
+            return f"a move from {old}"
+    return None

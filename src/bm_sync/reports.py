@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bm_sync.changes import Change, Failure
 from bm_sync.consistency import stat_signature
 from bm_sync.detector import StatusReport
+from bm_sync.roots import narrow
 
 FAILURE_LOG_SIZE = 100
 
@@ -19,7 +21,11 @@ class SyncReport(StatusReport):
     """What a sync applied, as its history run records it. `failed` keeps the last 100 paths
     that were not indexed, `failed_total` counts all; `file_warnings` the last 100 notes
     indexed with a warning (broken frontmatter, invalid UTF-8), `file_warnings_total` all.
-    `rebuilt` says the sync was a rebuild, `rebuild_reason` why."""
+    `rebuilt` says the sync was a rebuild, `rebuild_reason` why.
+
+    A report narrowed to `scope` (`bm sync SUBFOLDER`) lists only the changes there, while the
+    sync applied, and its history run records, the whole folder: `applied` keeps those
+    counts, so the two always agree and say what they cover."""
 
     duration_s: float = 0.0
     rebuilt: bool = False
@@ -27,11 +33,30 @@ class SyncReport(StatusReport):
     failed_total: int = 0
     file_warnings: list[Failure] = field(default_factory=list)
     file_warnings_total: int = 0
+    scope: str | None = None
+    applied: dict[str, int] | None = None
+
+    def counts(self) -> dict[str, int]:
+        """What the report lists, counted as the history run counts it."""
+        return {"added": len(self.added), "modified": len(self.modified),
+                "deleted": len(self.deleted), "moved": len(self.moved),
+                "failed": self.failed_total, "unchanged": self.unchanged}
+
+    def narrow_to(self, scope: str, recorded_paths: Iterable[bytes] | None = None) -> None:
+        """List only `scope` (see `roots.narrow`); `applied` keeps what the sync applied."""
+        self.applied = self.counts()
+        self.scope = scope
+        narrow(self, scope, recorded_paths)
+        self.failed_total = len(self.failed)
 
     def to_json(self) -> dict[str, object]:
         """The `bm status --json` object plus `warnings`, `rebuilt`, `rebuild_reason` and
-        `duration_s`."""
+        `duration_s`; narrowed, also `scope` and `applied` (the counts of what the sync applied
+        and its history run records: the whole folder's)."""
         data = super().to_json()
+        if self.scope is not None:
+            data["scope"] = self.scope
+            data["applied"] = self.applied
         data["warnings"] = [{"path": warning.path, "warning": warning.error}
                             for warning in self.file_warnings]
         data["rebuilt"] = self.rebuilt

@@ -7,6 +7,7 @@ Used by every command, like git finds its repository: the nearest folder upward 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from bm_sync.detector import STATE_DIR, StatusReport
@@ -47,21 +48,41 @@ def _inside(root: Path, absolute: Path, given: str | os.PathLike[str]) -> str:
     return Path(relative).as_posix()
 
 
-def narrow(report: StatusReport, root: Path, target: str | os.PathLike[str]) -> None:
-    """Keep in `report` only the paths at or inside `target`, a file or folder within `root`
-    (a command run in a subfolder reports that subfolder; a move counts if either end is
-    inside). `unchanged` still counts the whole folder: unchanged files are never listed."""
+def scope_of(root: Path, target: str | os.PathLike[str]) -> str | None:
+    """What `target` narrows a report of `root` to: its path relative to `root`
+    (`/`-separated), or None when it is the root itself or lies outside it."""
     prefix = os.path.relpath(os.path.realpath(target), os.path.realpath(root))
     if prefix == os.curdir or prefix.split(os.sep, 1)[0] == os.pardir:
+        return None
+    return Path(prefix).as_posix()
+
+
+def in_scope(scope: str, path: str) -> bool:
+    """Whether `path` (as recorded) is `scope` or lies inside it."""
+    return path == scope or path.startswith(scope + "/")
+
+
+def narrow(report: StatusReport, scope: str,
+           recorded_paths: Iterable[bytes] | None = None) -> None:
+    """Keep in `report` only the paths at or inside `scope`, a file or folder of the notes
+    (a command run in a subfolder reports that subfolder; a move counts if either end is
+    inside).
+
+    With `recorded_paths` (the paths the index recorded when the report was made),
+    `unchanged` counts the recorded files inside `scope` that the report does not list as
+    modified, deleted, moved away or failed; without them it is left as it was.
+    """
+    report.added = [path for path in report.added if in_scope(scope, path)]
+    report.modified = [path for path in report.modified if in_scope(scope, path)]
+    report.deleted = [path for path in report.deleted if in_scope(scope, path)]
+    report.moved = [(old, new) for old, new in report.moved
+                    if in_scope(scope, old) or in_scope(scope, new)]
+    report.failed = [failure for failure in report.failed if in_scope(scope, failure.path)]
+    if recorded_paths is None:
         return
-    named = Path(prefix).as_posix()
-    folder = named + "/"
-
-    def inside(path: str) -> bool:
-        return path == named or path.startswith(folder)
-
-    report.added = [path for path in report.added if inside(path)]
-    report.modified = [path for path in report.modified if inside(path)]
-    report.deleted = [path for path in report.deleted if inside(path)]
-    report.moved = [(old, new) for old, new in report.moved if inside(old) or inside(new)]
-    report.failed = [failure for failure in report.failed if inside(failure.path)]
+    changed = {*report.modified, *report.deleted, *(old for old, _new in report.moved)}
+    failed = [failure.path for failure in report.failed]
+    report.unchanged = sum(
+        1 for raw in recorded_paths
+        if in_scope(scope, path := os.fsdecode(raw)) and path not in changed
+        and not any(in_scope(failure, path) for failure in failed))

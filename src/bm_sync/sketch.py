@@ -7,10 +7,17 @@ line granularity: lines in common divided by the line count of the larger side, 
 
 Lines are not equally telling. Notes made from one template share its frontmatter keys and
 headings, so two different daily notes can have half their lines in common without being the
-same note. A line's *weight* discounts such boilerplate: 1 for a line at most one note holds,
-1/n for a line n notes hold. Weighted similarity is the same ratio with each line counted at
-its weight, so it measures what is left once boilerplate is set aside; with every weight 1 it
-is the plain ratio above.
+same note. Two discounts set such boilerplate aside:
+
+- by shape, at once: lines that are structure rather than words (the frontmatter block but
+  its title and date, headings but the note's `# title`, empty list and checkbox items,
+  label-only lines such as `- Mood:`, rules, code fences, tag-only lines, lines without a
+  letter or digit) are left out of the sketch. This needs no other note, so it holds for the
+  first two notes made from a template. A note's title and date are kept: they differ
+  between two notes of one template, and a moved note keeps them;
+- by rarity, once a tree has several notes: a line's *weight* is 1 for a line at most one note
+  holds, 1/n for a line n notes hold (the line census). Weighted similarity is the same ratio
+  with each line counted at its weight; with every weight 1 it is the plain ratio above.
 
 Sketches of recorded content live in a small SQLite side file keyed by content id
 (`.basic-memory/sketches.db`), written only by a recording run, read only when an unpaired
@@ -20,6 +27,7 @@ file keeps the line census behind the weights (see `SketchStore.commit`).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import zlib
 from array import array
@@ -44,12 +52,71 @@ MIN_SHARED_WEIGHT = 1.0
 LineWeight = Callable[[int], float]
 
 
+# A line that is a template's shape rather than a note's words (matched whole, stripped):
+_STRUCTURE = re.compile(rb"""
+    [^0-9A-Za-z\x80-\xff]*                  # no letter or digit (non-ASCII bytes are text):
+                                            # rules, table rules, fences, `- [ ]`, `>`
+  | (?:```|~~~).*                           # a code fence with its language
+  | \#{2,6}(?:\s.*)?                         # a subheading (`# Title` names the note)
+  | \#[^\s#]\S*(?:\s+\#\S+)*                  # tags only: `#daily #journal`
+  | (?:(?:[-*+]|\d{1,9}[.)])(?:\s+|\Z))?     # an optional list marker,
+    (?:\[.\](?:\s+|\Z))?                     # an optional task checkbox,
+    (?:[*_\s]*.{1,32}?:[*_\s]*)?              # then nothing, or a label waiting for its value
+                                            # (`Mood:`, `**Attendees:**`, `Actions::`)
+""", re.VERBOSE | re.DOTALL)
+_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_LABEL_ENDS = frozenset(b":*_")
+_FRONTMATTER_ENDS = (b"---", b"...")
+# Frontmatter keys whose values name this note (kept in the sketch); every other key is metadata
+# a template may repeat (`type: daily`, `tags: [...]`).
+_NAMING_KEYS = re.compile(rb"(?:title|date|created|id|aliases)\s*:\s*\S", re.IGNORECASE)
+
+
 def compute_sketch(content: bytes) -> bytes:
-    """The sketch of `content`; very long files keep their MAX_LINES smallest line hashes."""
+    """The sketch of `content`: the crc32 of each line that says something (`is_structure`
+    and the frontmatter block are left out). Very long files keep their MAX_LINES smallest
+    line hashes."""
     crc32 = zlib.crc32
-    hashes = sorted(crc32(stripped) for line in content.split(b"\n")
-                    if (stripped := line.strip()))
+    lines = content.split(b"\n")
+    body = _body_start(lines)
+    hashes = sorted(crc32(stripped) for line in lines[:body]
+                    if _NAMING_KEYS.match(stripped := line.strip()))
+    structure = _STRUCTURE.fullmatch
+    # Most lines start with a letter and end like a sentence: words, no need for the regex.
+    hashes += (crc32(stripped) for line in lines[body:]
+               if (stripped := line.strip()) and (
+                   (stripped[0] in _LETTERS and stripped[-1] not in _LABEL_ENDS)
+                   or not structure(stripped)))
+    hashes.sort()
     return array("I", hashes[:MAX_LINES]).tobytes()
+
+
+def is_structure(line: bytes) -> bool:
+    """Whether a stripped, non-blank line is a template's shape rather than a note's words: a
+    subheading, a rule or fence, an empty list or task item, a label with no value, tags only.
+
+    Two notes made from one template share these and little else, and a note moved and
+    edited keeps its sentences, so similarity is measured on the sentences (and a note's
+    `# title`) alone.
+    """
+    return _STRUCTURE.fullmatch(line) is not None
+
+
+def _body_start(lines: list[bytes]) -> int:
+    """The index of the first line after a closed frontmatter block (0 if there is none).
+
+    Frontmatter is metadata, mostly keys a template repeats (`type: daily`, `tags: [...]`);
+    the permalink in it is evidence of its own (rule 3 of `renames`).
+    """
+    first = 0
+    while first < len(lines) and not lines[first].strip():
+        first += 1
+    if first == len(lines) or lines[first].strip() != b"---":
+        return 0
+    for number in range(first + 1, len(lines)):
+        if lines[number].strip() in _FRONTMATTER_ENDS:
+            return number + 1
+    return 0
 
 
 def similarity(old_sketch: bytes, new_sketch: bytes,

@@ -248,7 +248,7 @@ def history(
                     print("\n".join(_run_line(item) for item in runs) or "no sync runs yet")
                 return
             if show is not None:
-                _version, content = await engine.show(file, show)
+                _version, content = await engine.show_version(file, show)
                 sys.stdout.buffer.write(content)
                 return
             if diff is not None:

@@ -577,7 +577,7 @@ def make_snippet(text: str, node: Node, size: int = SNIPPET_TOKENS) -> str:
             left += 1
         score = len({term for _index, term in hits[left:right + 1]})
         if score > best_score:
-            best, best_score = max(0, hits[left][0] - 2), score
+            best, best_score = max(0, min(hits[left][0] - 2, len(tokens) - size)), score
     end = min(len(tokens), best + size)
     marked = {index for index, _term in hits}
     pieces: list[str] = []

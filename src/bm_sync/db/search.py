@@ -76,11 +76,14 @@ FTS_INSERT = f"INSERT INTO note_search (rowid, {_FTS_COLUMNS}) VALUES (:id, {_FT
 FTS_DELETE = (f"INSERT INTO note_search (note_search, rowid, {_FTS_COLUMNS}) "
               f"VALUES ('delete', :id, {_FTS_VALUES})")
 SQLITE_TEXT_INSERT = "INSERT INTO search_text (entity_id, project_id, z) VALUES (:id, :project, :z)"
+# The document's tsvector, from `postgres_columns`: words already split and folded.
+TSVECTOR_SQL = (
+    "setweight(to_tsvector('simple', :a), 'A') || setweight(to_tsvector('simple', :b), 'B')"
+    " || setweight(to_tsvector('simple', :c), 'C') || to_tsvector('simple', :d)"
+    " || array_to_tsvector(CAST(:scope AS text[]))")
 POSTGRES_INSERT = (
     "INSERT INTO search_text (entity_id, project_id, z, tsv) VALUES (:id, :project, :z,"
-    " setweight(to_tsvector('simple', :a), 'A') || setweight(to_tsvector('simple', :b), 'B')"
-    " || setweight(to_tsvector('simple', :c), 'C') || to_tsvector('simple', :d)"
-    " || array_to_tsvector(CAST(:scope AS text[])))"
+    f" {TSVECTOR_SQL})"
     " ON CONFLICT (entity_id) DO UPDATE SET project_id = excluded.project_id,"
     " z = excluded.z, tsv = excluded.tsv")
 

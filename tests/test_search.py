@@ -394,3 +394,33 @@ async def test_search_before_any_sync_says_so(notes: Path) -> None:
     async with SyncEngine.open(notes) as engine:
         with pytest.raises(SearchUnavailable, match="no sync has run"):
             await engine.search("x")
+
+
+async def test_bounded_ranking_still_puts_title_matches_first(notes: Path,
+                                                              database: str | None) -> None:
+    """More matches than the cap: the newest are ranked, and a match in a title (the head
+    columns) is ranked before them even when it is older."""
+    from bm_sync.db import search as search_rows
+    from bm_sync.search import parse_query, scope_query
+
+    write(notes, "a.md", "# Lantern\n\nold note\n")  # the oldest id: outside the newest 2
+    for number in range(5):
+        write(notes, f"b{number}.md", f"# Note {number}\n\nlantern in the body\n")
+    async with SyncEngine.open(notes, database) as engine:
+        await engine.sync()
+        project_id, _count = await engine._readable_project()
+    node = parse_query("lantern")
+
+    def work(query: search_rows.Query) -> search_rows.Ranked:
+        return search_rows.rank(query, node, sqlite=database is None, project_id=project_id,
+                                scope=scope_query(project_id, None, [], None), limit=3, cap=2)
+
+    if database is None:
+        ranked = search_rows.run_on_file(notes / ".basic-memory" / "memory.db", work)
+    else:
+        ranked = await search_rows.run_on_engine(database, work)
+    paths = dict(rows(notes, database, "SELECT id, file_path FROM entity"))
+    assert ranked.bounded
+    assert [paths[entity_id] for entity_id, _score in ranked.ids] == ["a.md", "b4.md", "b3.md"]
+    async with SyncEngine.open(notes, database) as engine:
+        assert (await engine.search("lantern")).ranking == "full"  # 6 matches, cap 1000

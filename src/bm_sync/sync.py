@@ -197,13 +197,17 @@ class SyncEngine:
         tags = [tag] if isinstance(tag, str) else list(tag or ())
         folder = relative_path(self.root, path) if path else None
         project_id, entity_count = await self._readable_project()
-        scope = scope_query(project_id, type, tags, None if folder in (None, ".") else folder)
         sqlite = sqlite_file(self.database_url) is not None
 
         def work(run: search_rows.Query) -> SearchResult:
             state = search_rows.read_state(run, project_id, sqlite)
             if state.documents == 0 and entity_count:
                 raise _search_off()
+            # The project's token matches every document of a database holding one project:
+            # reading its whole list costs 30-60% of a query there, and filters nothing.
+            shared = search_rows.other_projects(run, project_id)
+            scope = scope_query(project_id if shared else None, type, tags,
+                                None if folder in (None, ".") else folder)
             ranked = search_rows.rank(run, node, sqlite=sqlite, project_id=project_id,
                                       scope=scope, limit=limit)
             return SearchResult(query, search_rows.hits(run, node, ranked),

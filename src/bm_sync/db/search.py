@@ -258,6 +258,13 @@ async def read_search_state(url: str, project_id: int) -> SearchState:
 # -- reads ------------------------------------------------------------------------------------
 
 
+def other_projects(query: Query, project_id: int) -> bool:
+    """Whether the database holds documents of another project than `project_id`."""
+    ((lowest, highest),) = query("SELECT min(project_id), max(project_id) FROM search_text",
+                                 {})  # two index probes
+    return (lowest, highest) not in ((project_id, project_id), (None, None))
+
+
 @dataclass(frozen=True, slots=True)
 class Ranked:
     """The ids to show, best first, with scores; `bounded` when not every match was ranked."""

@@ -3,7 +3,6 @@
     .venv/bin/python bench/search.py                          # every section
     .venv/bin/python bench/search.py --only first --only mixed --notes 10000 --runs 3
     .venv/bin/python bench/search.py --only query --query-notes 100000
-    .venv/bin/python bench/search.py --only basic-memory --basic-memory /tmp/bmvenv/bin/basic-memory
 
 Sections (`--only`, repeatable):
 - first: first sync of --notes notes with search on vs `--no-search` (time, CPU, peak RSS);
@@ -12,9 +11,6 @@ Sections (`--only`, repeatable):
 - query: 50 fixed queries (20 words, 10 phrases, 10 prefixes, 10 word + tag) on --query-notes
   notes: in-process `SyncEngine.search` latency (wall and CPU, p50/p95), and whole `bm search`
   processes (median wall and CPU);
-- basic-memory: first sync of the tenant-like corpus by basic-memory (its own FTS rows
-  included) and by bm with search on, side by side (needs `--basic-memory PATH`, its CLI in a
-  venv of its own).
 
 Corpora are bench/make_corpus.py's committed git trees under --workdir (default
 /tmp/bm-bench-search), as bench/run.py makes and restores them. Whole commands are measured by
@@ -27,13 +23,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -63,7 +56,7 @@ from run import (  # noqa: E402
     side_by_side,
 )
 
-SECTIONS = ("first", "mixed", "size", "query", "basic-memory")
+SECTIONS = ("first", "mixed", "size", "query")
 WORDS = ["sync", "budget", "latency", "garden", "coffee", "release", "keyboard", "winter",
          "harbor", "lantern", "orchard", "retrospective", "quarterly", "meadow", "beacon",
          "schema", "ledger", "brainstorm", "compass", "puzzle"]
@@ -178,38 +171,6 @@ def bench_query(root: Path, notes: int, runs: int) -> dict:
             "processes": {name: summarize(values) for name, values in samples.items()}}
 
 
-def bench_basic_memory(root: Path, basic_memory: Path, runs: int) -> dict:
-    """basic-memory's first sync (a fresh config and database each run) against bm's."""
-    rows: dict[str, list] = {"basic-memory": [], "bm": []}
-    for run in range(runs):
-        for name in (("basic-memory", "bm") if run % 2 == 0 else ("bm", "basic-memory")):
-            log(f"tenant first sync, {name}, run {run + 1}/{runs} ...")
-            if name == "bm":
-                forget(root)
-                rows["bm"].append(run_measured(bm("sync", "--quiet", root))[0])
-                continue
-            home = Path(tempfile.mkdtemp(prefix="bm-home-"))
-            environment_ = {**os.environ, "HOME": str(home)}
-            subprocess.run([str(basic_memory), "project", "add", "tenant", str(root)],
-                           env=environment_, check=True, capture_output=True)
-            started = time.perf_counter()
-            with tempfile.TemporaryFile() as out:
-                process = subprocess.Popen([str(basic_memory), "--project", "tenant", "sync"],
-                                           env=environment_, stdout=out, stderr=out)
-                _pid, status, usage = os.wait4(process.pid, 0)
-                wall = time.perf_counter() - started
-                out.seek(0)
-                tail = out.read().decode(errors="replace")[-500:]
-            if os.waitstatus_to_exitcode(status):
-                raise RuntimeError(f"basic-memory sync failed: {tail}")
-            from measure import Sample
-
-            rows["basic-memory"].append(Sample(wall, usage.ru_utime + usage.ru_stime,
-                                               usage.ru_maxrss / 1024, 0))
-            shutil.rmtree(home, ignore_errors=True)
-    return {name: summarize(values) for name, values in rows.items()}
-
-
 def side_table(rows: list[dict]) -> str:
     header = ["case", "search on wall s", "search off wall s", "wall ratio", "on CPU s",
               "off CPU s", "CPU ratio", "on peak RSS MB", "off peak RSS MB", "RSS +MB"]
@@ -230,17 +191,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--query-notes", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bm-bench-search"))
-    parser.add_argument("--basic-memory", type=Path, help="basic-memory's CLI (its own venv)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    sections = args.only or [name for name in SECTIONS
-                             if name != "basic-memory" or args.basic_memory]
+    sections = args.only or list(SECTIONS)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, object] = {"environment": environment(), "args": vars(args) | {
-        "workdir": str(args.workdir), "basic_memory": str(args.basic_memory)}}
+    results: dict[str, object] = {"environment": environment(),
+                                  "args": vars(args) | {"workdir": str(args.workdir)}}
     output = results_path("search")
     side_rows = []
     if "first" in sections or "mixed" in sections or "size" in sections:
@@ -255,9 +214,6 @@ def main(argv: list[str] | None = None) -> None:
     if "query" in sections:
         root, notes = corpus(args.workdir, str(args.query_notes))
         results["query"] = bench_query(root, notes, args.runs)
-    if "basic-memory" in sections:
-        root, _notes = corpus(args.workdir, "tenant")
-        results["basic_memory"] = bench_basic_memory(root, args.basic_memory, args.runs)
     output.write_text(json.dumps(results, indent=1, default=str))
     if side_rows:
         print(side_table(side_rows))
@@ -274,12 +230,6 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown_table(["process", "median wall s", "median CPU s", "peak RSS MB"], [
             [name, value["wall_s"], value["cpu_s"], value["rss_mb"]]
             for name, value in query["processes"].items()]))  # type: ignore[index]
-    if "basic_memory" in results:
-        compared = results["basic_memory"]
-        print(markdown_table(["tenant first sync", "median wall s", "median CPU s",
-                              "peak RSS MB"], [
-            [name, value["wall_s"], value["cpu_s"], value["rss_mb"]]
-            for name, value in compared.items()]))  # type: ignore[union-attr]
     print(f"\nresults: {output}")
 
 

@@ -356,7 +356,7 @@ async def test_many_syncs_keep_the_pack_count_bounded(notes: Path) -> None:
     async with SyncEngine.open(notes) as engine:
         assert len(await engine.history("n.md")) == len(contents)
         for back, content in enumerate(reversed(contents)):
-            assert (await engine.show(str(notes / "n.md"), f"~{back}"))[1] == content
+            assert (await engine.show_version(str(notes / "n.md"), f"~{back}"))[1] == content
 
 
 async def test_a_killed_syncs_spool_file_is_removed(notes: Path) -> None:

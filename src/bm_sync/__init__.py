@@ -25,6 +25,17 @@ from bm_sync.roots import find_root
 if typing.TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
     from bm_sync.history import RunRecord, VersionRecord
     from bm_sync.reports import SyncProgress, SyncReport
+    from bm_sync.search import (
+        Backlink,
+        NoteNotFound,
+        NoteView,
+        ObservationView,
+        RelationView,
+        SearchHit,
+        SearchQueryError,
+        SearchResult,
+        SearchUnavailable,
+    )
     from bm_sync.sync import SyncEngine
     from bm_sync.versions import VersionPolicy
 
@@ -39,6 +50,15 @@ _LAZY = {
     "VersionPolicy": "bm_sync.versions",
     "RunRecord": "bm_sync.history",
     "VersionRecord": "bm_sync.history",
+    "Backlink": "bm_sync.search",
+    "NoteNotFound": "bm_sync.search",
+    "NoteView": "bm_sync.search",
+    "ObservationView": "bm_sync.search",
+    "RelationView": "bm_sync.search",
+    "SearchHit": "bm_sync.search",
+    "SearchQueryError": "bm_sync.search",
+    "SearchResult": "bm_sync.search",
+    "SearchUnavailable": "bm_sync.search",
 }
 
 
@@ -51,6 +71,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Backlink",
     "BmSyncError",
     "Change",
     "ChangeKind",
@@ -64,8 +85,16 @@ __all__ = [
     "HistoryError",
     "IndexCorrupt",
     "NotAFolder",
+    "NoteNotFound",
+    "NoteView",
+    "ObservationView",
     "PathOutsideRoot",
+    "RelationView",
     "RunRecord",
+    "SearchHit",
+    "SearchQueryError",
+    "SearchResult",
+    "SearchUnavailable",
     "StatusReport",
     "SyncEngine",
     "SyncFailed",

@@ -20,12 +20,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bm_sync.changes import Change, ChangeKind, Failure, HashKind
+from bm_sync.db import search as search_rows
 from bm_sync.db import writes
 from bm_sync.db.session import ProjectDatabase
 from bm_sync.errors import describe_os_error
 from bm_sync.hashing import blob_id, is_markdown
 from bm_sync.markdown import parse_note, permalink_from_path, title_from_path
 from bm_sync.runs import RunLog
+from bm_sync.search import SearchDoc, note_body, search_doc
 from bm_sync.versions import VersionPolicy, VersionStore
 
 NOTE_MAX_BYTES = 32 << 20
@@ -46,6 +48,7 @@ class PreparedChange:
     warning: str | None = None
     error: str | None = None
     version: bytes | None = None  # the bytes read, when they are the content id's blob
+    search: SearchDoc | None = None  # what the search index holds of it (search on)
 
 
 @dataclass
@@ -67,12 +70,27 @@ def content_type_of(path: str) -> str:
     return mimetypes.guess_type(path)[0] or "application/octet-stream"
 
 
-def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -> PreparedChange:
+def prepare(root: Path, change: Change, versions: VersionPolicy | None = None,
+            search_project: int | None = None) -> PreparedChange:
     """Read and parse one added, modified or moved file into rows (runs in a worker thread).
 
     When `versions` wants this file and the bytes read still hash to the detected content id,
     they are kept as the version to store (no second read, no second hash of another state).
+    With `search_project` (search on), the search document is built here too, off the loop.
     """
+    prepared = _prepare(root, change, versions, search_project)
+    if search_project is not None and prepared.entity is not None and prepared.error is None:
+        if prepared.search is None:  # a file, or a note too large to parse: name and path
+            entity = prepared.entity
+            prepared.search = search_doc(project_id=search_project, path=change.path,
+                                         title=entity["title"],
+                                         entity_type=entity["entity_type"],
+                                         permalink=prepared.desired_permalink)
+    return prepared
+
+
+def _prepare(root: Path, change: Change, versions: VersionPolicy | None,
+             search_project: int | None) -> PreparedChange:
     prepared = PreparedChange(change)
     if change.kind is ChangeKind.DELETED:
         return prepared
@@ -140,6 +158,12 @@ def prepare(root: Path, change: Change, versions: VersionPolicy | None = None) -
          "context": relation.context}
         for relation in note.relations
     ]
+    if search_project is not None:
+        # The desired permalink: a conflict's `-1` is settled later, and may change again.
+        prepared.search = search_doc(
+            project_id=search_project, path=path, title=note.title,
+            entity_type=note.entity_type, permalink=prepared.desired_permalink, tags=note.tags,
+            body=note_body(text), categories=(item.category for item in note.observations))
     return prepared
 
 
@@ -168,8 +192,10 @@ class BatchWriter:
     """Writes prepared batches of one project, each in one transaction, with their history."""
 
     def __init__(self, root: Path, database: ProjectDatabase, run_log: RunLog,
-                 versions: VersionStore, version_policy: VersionPolicy) -> None:
+                 versions: VersionStore, version_policy: VersionPolicy, *,
+                 search: bool = True) -> None:
         self.root = root
+        self.search = search  # keep the search index (the same transactions as the rows)
         self.database = database
         self.run_log = run_log
         self.versions = versions
@@ -181,7 +207,9 @@ class BatchWriter:
 
     def prepare_batch(self, changes: list[Change]) -> list[PreparedChange]:
         """Parse a batch and stage its versions for the sync's pack (in a worker thread)."""
-        prepared = [prepare(self.root, change, self.version_policy) for change in changes]
+        search_project = self.database.project_id if self.search else None
+        prepared = [prepare(self.root, change, self.version_policy, search_project)
+                    for change in changes]
         for item in prepared:
             if item.version is not None and item.change.content_id:
                 try:
@@ -231,6 +259,12 @@ class BatchWriter:
         await self.run_log.mark_in_progress(session)
         recorded = await self.run_log.record(session, [item.change for item in items])
         deleted = [item.change.path for item in items if item.change.kind is ChangeKind.DELETED]
+        # Documents first: an entity with one cannot be deleted (no cascade, on purpose), and
+        # a move onto a path replaces the entity there. Search off: the sync's start cleared
+        # them, and this finds none.
+        replaced = [item.change.path for item in items if item.change.kind is ChangeKind.MOVED]
+        if deleted or replaced:
+            await search_rows.delete_docs_at(session, project_id, deleted + replaced)
         if deleted:
             await writes.delete_entities(session, project_id, deleted)
         for item in items:
@@ -256,6 +290,9 @@ class BatchWriter:
                 ids[item.change.path]: item.observations for item in markdown})
             await writes.replace_relations(session, {
                 ids[item.change.path]: item.relations for item in markdown})
+        if self.search:
+            await search_rows.replace_docs(session, project_id, {
+                ids[item.change.path]: item.search for item in rows if item.search is not None})
         return recorded
 
     async def _assign_permalinks(self, session: AsyncSession,

@@ -45,6 +45,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},  # -h everywhere, as in git
     help="Keep a knowledge base's entity database in step with its folder of notes.",
 )
+from bm_sync.cli_search import register as register_search  # noqa: E402
+
+register_search(app)
 
 PathArgument = Annotated[
     Path, typer.Argument(help="The notes folder (default: the current directory).")
@@ -161,6 +164,9 @@ def sync(
     no_versions: Annotated[bool, typer.Option(
         "--no-versions", help="Do not store note versions (bm history still lists changes).")
     ] = False,
+    no_search: Annotated[bool, typer.Option(
+        "--no-search", help="Keep no search index (a later sync without it rebuilds it).")
+    ] = False,
     full_hash_max_mb: FullHashOption = 64.0,
     partial_hash_max_mb: PartialHashOption = None,
 ) -> None:
@@ -179,7 +185,7 @@ def sync(
     async def run() -> SyncReport:
         versions = VersionPolicy(enabled=not no_versions)
         async with SyncEngine.open(root, database_url, policy=policy, wait=wait,
-                                   versions=versions) as engine:
+                                   versions=versions, search=not no_search) as engine:
             if not show_progress:
                 return await engine.sync()
             from bm_sync.progress import SyncProgressBar
@@ -273,7 +279,7 @@ def history(
                     print("\n".join(_run_line(item) for item in runs) or "no sync runs yet")
                 return
             if show is not None:
-                _version, content = await engine.show(file, show)
+                _version, content = await engine.show_version(file, show)
                 sys.stdout.buffer.write(content)
                 return
             if diff is not None:

@@ -52,6 +52,10 @@ class SyncPlan:
     token: str | None = None
     rebuild_reason: str | None = None
     breaker: Breaker = field(default_factory=Breaker)
+    # The search index: why it needs a repair that reads no file (tables back, SQLite's FTS
+    # index refilled from the stored documents), and whether to forget it (search turned off).
+    search_repair: str | None = None
+    search_clear: bool = False
 
 
 def stat_signature(root: Path, path: str) -> str | None:
@@ -66,9 +70,30 @@ def stat_signature(root: Path, path: str) -> str | None:
             f"{stat_result.st_mode:o}:{stat_result.st_ino}")
 
 
-def plan_sync(stored: StoredState, identity: Identity,
-              snapshot: IndexSnapshot | None) -> SyncPlan:
-    """The rules that make the index and the database never disagree silently."""
+def plan_sync(stored: StoredState, identity: Identity, snapshot: IndexSnapshot | None, *,
+              search: bool = True, search_documents: int | None = None,
+              search_damaged: str | None = None) -> SyncPlan:
+    """The rules that make the index and the database never disagree silently.
+
+    `search_documents` is how many search documents the project has (None: not read, no
+    usable project yet), `search_damaged` why the search index needs a repair. Search on, a
+    count that differs from the entities' rebuilds (an emptied index, search turned back on);
+    search off, documents left are forgotten. No flag is stored: the count says it all.
+    """
+    plan = _plan(stored, identity, snapshot)
+    if search_documents is None:
+        return plan
+    plan.search_repair = search_damaged
+    entity_count = identity.project.entity_count if identity.project else 0
+    if not search:
+        plan.search_clear = search_documents > 0
+    elif plan.rebuild_reason is None and search_documents != entity_count:
+        plan.rebuild_reason = (f"the search index holds {search_documents} documents but the "
+                               f"database {entity_count} entities")
+    return plan
+
+
+def _plan(stored: StoredState, identity: Identity, snapshot: IndexSnapshot | None) -> SyncPlan:
     now = time.time()
     project = identity.project
     token = project.token if project else None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bm_sync.changes import Change, ChangeKind, HashKind
 from bm_sync.db import runs as run_rows
+from bm_sync.db import search as search_rows
 from bm_sync.db import writes
 from bm_sync.db.session import ProjectDatabase
 from bm_sync.detector import DetectionRun
@@ -77,6 +78,10 @@ async def sweep(database: ProjectDatabase, run_log: RunLog, root: Path, sketch_f
         async with database.sessions() as session, session.begin():
             await run_log.mark_in_progress(session)
             for old, new in chunk:
+                # The old row keeps its id and takes the new row's content: its document too.
+                ids = await search_rows.ids_at(session, project_id, [old, new])
+                if old in ids and new in ids:
+                    await search_rows.move_doc(session, project_id, ids[new], ids[old])
                 await writes.adopt_entity(session, project_id, old, new)
             await run_log.forget_added(session, [new for _old, new in chunk])
             await run_log.record(session, [Change(ChangeKind.MOVED, new, old, fresh[new])
@@ -85,6 +90,7 @@ async def sweep(database: ProjectDatabase, run_log: RunLog, root: Path, sketch_f
         deleted = result.deleted[start:start + DELETIONS_PER_TRANSACTION]
         async with database.sessions() as session, session.begin():
             await run_log.mark_in_progress(session)
+            await search_rows.delete_docs_at(session, project_id, deleted)
             await writes.delete_entities(session, project_id, deleted)
             await run_log.record(session, [Change(ChangeKind.DELETED, path) for path in deleted])
     return result

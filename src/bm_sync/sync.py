@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,9 +49,11 @@ from bm_sync.versions import VersionPolicy, VersionStore
 
 if TYPE_CHECKING:  # the writing side pulls in SQLAlchemy: imported when first needed
     from bm_sync.apply import BatchWriter, PreparedChange
+    from bm_sync.db.search import Query, Result, SearchState
     from bm_sync.db.session import ProjectDatabase, ProjectReader
     from bm_sync.history import History, RunRecord, VersionRecord
     from bm_sync.runs import RunLog
+    from bm_sync.search import NoteView, SearchResult
 
 BATCH_FILES = 200
 
@@ -64,13 +66,14 @@ class SyncEngine:
 
     def __init__(self, root: str | os.PathLike[str], database_url: str | None = None, *,
                  policy: HashPolicy | None = None, wait: bool = False,
-                 versions: VersionPolicy | None = None) -> None:
+                 versions: VersionPolicy | None = None, search: bool = True) -> None:
         # Symlinks of the root resolved: the same folder is the same project however reached.
         self.detector = Detector(os.path.realpath(root), policy=policy)
         self.root = self.detector.root
         self.database_url = database_url_of(self.detector.state_dir, database_url)
         self.wait = wait
         self.version_policy = versions or VersionPolicy()
+        self.search_enabled = search  # keep the search index (off: forget it)
         # Opened on first write (or history call): SQLAlchemy is not imported before.
         self._database: ProjectDatabase | None = None
         self._run_log: RunLog | None = None
@@ -82,9 +85,13 @@ class SyncEngine:
     @asynccontextmanager
     async def open(cls, root: str | os.PathLike[str], database_url: str | None = None, *,
                    policy: HashPolicy | None = None, wait: bool = False,
-                   versions: VersionPolicy | None = None) -> AsyncIterator[SyncEngine]:
-        """An engine for `root`; the database is opened (and migrated) when first needed."""
-        engine = cls(root, database_url, policy=policy, wait=wait, versions=versions)
+                   versions: VersionPolicy | None = None,
+                   search: bool = True) -> AsyncIterator[SyncEngine]:
+        """An engine for `root`; the database is opened (and migrated) when first needed.
+        `search=False`: no search index (the first such sync forgets it; turned on again, the
+        next sync rebuilds it)."""
+        engine = cls(root, database_url, policy=policy, wait=wait, versions=versions,
+                     search=search)
         try:
             yield engine
         finally:
@@ -151,7 +158,8 @@ class SyncEngine:
         moves."""
         return await (await self._history()).timeline(relative_path(self.root, path))
 
-    async def show(self, path: str, revision: str | None = None) -> tuple[VersionRecord, bytes]:
+    async def show_version(self, path: str,
+                           revision: str | None = None) -> tuple[VersionRecord, bytes]:
         """A version's record and content (`~N` or a content id prefix; default the newest)."""
         return await (await self._history()).show(relative_path(self.root, path), revision)
 
@@ -171,6 +179,134 @@ class SyncEngine:
                     keep_days: float | None = None) -> tuple[int, int]:
         """Drop stored versions outside the retention; return object store bytes before/after."""
         return await (await self._history()).prune(keep_last, keep_days)
+
+    # -- search: bm_sync.search, bm_sync.db.search ---------------------------------------------
+
+    async def search(self, query: str, *, limit: int = 10, type: str | None = None,
+                     tag: str | Sequence[str] | None = None,
+                     path: str | None = None) -> SearchResult:
+        """The notes matching `query` (docs/cli.md has the language), best first. `type` and
+        `tag` (one or several, all required) filter exactly, case- and accent-insensitively;
+        `path`: only below that folder (root-relative). A malformed query raises
+        `SearchQueryError` before the database is touched; a folder without a search index
+        `SearchUnavailable`. Reads only (for SQLite through the stdlib driver)."""
+        from bm_sync.db import search as search_rows
+        from bm_sync.search import SearchResult, parse_query, scope_query
+
+        node = parse_query(query)
+        tags = [tag] if isinstance(tag, str) else list(tag or ())
+        folder = relative_path(self.root, path) if path else None
+        project_id, entity_count = await self._readable_project()
+        sqlite = sqlite_file(self.database_url) is not None
+
+        def work(run: search_rows.Query) -> SearchResult:
+            state = search_rows.read_state(run, project_id, sqlite)
+            if state.documents == 0 and entity_count:
+                raise _search_off()
+            # The project's token matches every document of a database holding one project:
+            # reading its whole list costs 30-60% of a query there, and filters nothing.
+            shared = search_rows.other_projects(run, project_id)
+            scope = scope_query(project_id if shared else None, type, tags,
+                                None if folder in (None, ".") else folder)
+            ranked = search_rows.rank(run, node, sqlite=sqlite, project_id=project_id,
+                                      scope=scope, limit=limit)
+            return SearchResult(query, search_rows.hits(run, node, ranked),
+                                "bounded" if ranked.bounded else "full")
+
+        return await self._read_search(work)
+
+    async def show(self, ref: str) -> NoteView:
+        """A note by path (root-relative, `.md` optional), permalink or title: its entity, its
+        observations, outgoing relations and backlinks. `NoteNotFound` when nothing or several
+        notes match."""
+        import json
+
+        from bm_sync.db import search as search_rows
+        from bm_sync.search import (
+            Backlink,
+            NoteNotFound,
+            NoteView,
+            ObservationView,
+            RelationView,
+        )
+
+        if os.path.isabs(ref):
+            ref = relative_path(self.root, ref)
+        project_id, _count = await self._readable_project()
+
+        def work(run: search_rows.Query) -> NoteView:
+            found = search_rows.find_entities(run, project_id, ref)
+            if not found:
+                raise NoteNotFound(f"no note is named {ref!r} (a path, permalink or title)")
+            if len(found) > 1:
+                raise NoteNotFound(f"{len(found)} notes are named {ref!r}: "
+                                   + ", ".join(str(row[1]) for row in found[:10]))
+            entity = found[0]
+            observations, relations, backlinks = search_rows.note_parts(run, project_id, entity)
+            return NoteView(
+                path=entity[1], title=entity[2], permalink=entity[3], type=entity[4],
+                tags=tuple(json.loads(entity[5]) if entity[5] else ()),
+                observations=[ObservationView(category, content,
+                                              tuple(json.loads(tags) if tags else ()), context)
+                              for category, content, tags, context in observations],
+                relations=[RelationView(kind, target, target_path, context)
+                           for kind, target, target_path, context in relations],
+                backlinks=[Backlink(from_path, from_title, kind, bool(resolved))
+                           for from_path, from_title, kind, resolved in backlinks])
+
+        return await self._read_search(work)
+
+    async def _readable_project(self) -> tuple[int, int]:
+        """(project id, entity count) of this folder, found as a sync would, in a database at
+        this bm's revision; `SearchUnavailable` otherwise. Writes nothing."""
+        from bm_sync.db import HEAD_REVISION
+        from bm_sync.search import SearchUnavailable
+
+        database_file = sqlite_file(self.database_url)
+        if database_file is not None and not database_file.exists():
+            raise SearchUnavailable(f"no sync has run in {self.root} yet")
+        snapshot, _warning = self._read_snapshot()
+        stored, identity = await self._identify(snapshot)
+        if stored.unusable:
+            raise SearchUnavailable(stored.unusable)
+        if identity.project is None:
+            raise SearchUnavailable(f"no sync has run in {self.root} yet")
+        if stored.revision != HEAD_REVISION:
+            raise SearchUnavailable(f"the database is at revision {stored.revision}: "
+                                    "run bm sync first")
+        return identity.project.id, identity.project.entity_count
+
+    async def _read_search(self, work: Callable[[Query], Result]) -> Result:
+        from bm_sync.db import search as search_rows
+
+        database_file = sqlite_file(self.database_url)
+        if database_file is not None:
+            return await asyncio.to_thread(search_rows.run_on_file, database_file, work)
+        return await search_rows.run_on_engine(self.database_url, work)
+
+    async def _search_state(self, stored: StoredState,
+                            identity: Identity) -> SearchState | None:
+        """What `plan_sync` needs of the search index (nothing without a usable project)."""
+        from bm_sync.db import HEAD_REVISION
+        from bm_sync.db.search import read_search_state
+
+        if identity.project is None or stored.unusable or stored.revision != HEAD_REVISION:
+            return None
+        return await read_search_state(self.database_url, identity.project.id)
+
+    async def _settle_search(self, plan: SyncPlan, begin: tuple[float, int | None, bool],
+                             report: SyncReport) -> None:
+        """Before detection: repair the search index (no file read), or forget it (search
+        turned off), in one transaction."""
+        from bm_sync.db import search as search_rows
+
+        writer = await self._writer(begin)
+        async with writer.database.sessions() as session, session.begin():
+            if plan.search_repair:
+                await search_rows.repair(session)
+                report.warnings.append(f"search index repaired: {plan.search_repair}")
+            if plan.search_clear:
+                await search_rows.clear_project(session, writer.database.project_id)
 
     # -- sync -----------------------------------------------------------------------------------
 
@@ -213,12 +349,17 @@ class SyncEngine:
         started = time.time()
         confirmed = snapshot.meta.get("history_run_id") if snapshot else None
         stored, identity = await self._identify(snapshot)
-        plan = plan_sync(stored, identity, snapshot)
+        search_state = await self._search_state(stored, identity)
+        plan = plan_sync(stored, identity, snapshot, search=self.search_enabled,
+                         search_documents=search_state.documents if search_state else None,
+                         search_damaged=search_state.damaged if search_state else None)
         rebuild = plan.rebuild_reason is not None
         begin = (started, confirmed if isinstance(confirmed, int) else None, rebuild)
         if self._run_log is not None:
             self._run_log.begin(*begin)
         report.rebuilt, report.rebuild_reason = rebuild, plan.rebuild_reason
+        if plan.search_repair or plan.search_clear:
+            await self._settle_search(plan, begin, report)
         unopened = plan.breaker.unopened(self.root)
         run = self.detector.detect(writable=True, rebuild=rebuild, snapshot=snapshot,
                                    skip=unopened, paths=None if rebuild else paths)
@@ -256,7 +397,8 @@ class SyncEngine:
         database, run_log, versions = await self._open_database()
         if fresh:
             run_log.begin(*begin)
-        return BatchWriter(self.root, database, run_log, versions, self.version_policy)
+        return BatchWriter(self.root, database, run_log, versions, self.version_policy,
+                           search=self.search_enabled)
 
     async def _apply(self, run: DetectionRun, plan: SyncPlan, outcome: PathOutcomes,
                      report: SyncReport, begin: tuple[float, int | None, bool],
@@ -386,6 +528,12 @@ class SyncEngine:
             return self.detector.load_snapshot(), None
         except IndexCorrupt as error:
             return None, corrupt_index_message(self.detector.index_path, error)
+
+
+def _search_off() -> BmSyncError:
+    from bm_sync.search import SearchUnavailable
+
+    return SearchUnavailable("search is off for this folder: run bm sync without --no-search")
 
 
 def _is_database_error(error: Exception) -> bool:

@@ -24,9 +24,10 @@ BACKENDS = (SQLITE, POSTGRES)
 class Database:
     """One test's database. `url` is None for SQLite (each folder's default file)."""
 
-    def __init__(self, backend: str, url: str | None) -> None:
+    def __init__(self, backend: str, url: str | None, file: Path | None = None) -> None:
         self.backend = backend
         self.url = url
+        self.file = file  # SQLite: this file rather than each folder's default one
 
     @property
     def is_postgres(self) -> bool:
@@ -36,19 +37,22 @@ class Database:
         """The URL a sync of `root` uses."""
         if self.url is not None:
             return self.url
-        return f"sqlite+aiosqlite:///{root / '.basic-memory' / 'memory.db'}"
+        return f"sqlite+aiosqlite:///{self._file(root)}"
+
+    def _file(self, root: Path) -> Path:
+        return self.file or root / ".basic-memory" / "memory.db"
 
     def query(self, root: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
         """Rows of `sql` (`?` placeholders) in the database `root` syncs into."""
         if self.url is None:
-            with sqlite3.connect(root / ".basic-memory" / "memory.db") as connection:
+            with sqlite3.connect(self._file(root)) as connection:
                 return connection.execute(sql, args).fetchall()
         return [tuple(row) for row in run_sql(self.url, sql, *args)]
 
     def execute(self, root: Path, sql: str, *args: object) -> None:
         """Run a statement that changes the database (`?` placeholders), committed."""
         if self.url is None:
-            with sqlite3.connect(root / ".basic-memory" / "memory.db") as connection:
+            with sqlite3.connect(self._file(root)) as connection:
                 connection.execute(sql, args)
             return
         run_sql(self.url, sql, *args)
@@ -73,6 +77,14 @@ def current() -> Database:
     if url.startswith("postgresql"):
         return Database(POSTGRES, url)
     return Database(SQLITE, None)
+
+
+def fresh_database(sqlite_file: Path) -> Database:
+    """Another empty database on the running test's backend (`sqlite_file` for SQLite); a
+    PostgreSQL one is dropped with the server (each test server is throwaway)."""
+    if current().is_postgres:
+        return Database(POSTGRES, postgres.server().create_database())
+    return Database(SQLITE, None, sqlite_file)
 
 
 def query(root: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:

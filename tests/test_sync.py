@@ -414,9 +414,10 @@ def _mutate_round(notes: Path, rng, round_number: int, identity: dict[str, int],
             identity.pop(path)
 
 
-@pytest.mark.parametrize("seed", range(2))
-@pytest.mark.usefixtures("database")
-def test_sigkill_at_random_moments_converges(notes: Path, tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("database", "seed"), [("sqlite", 0), ("sqlite", 1), ("postgres", 0)],
+                         indirect=["database"])
+def test_sigkill_at_random_moments_converges(notes: Path, tmp_path: Path, seed: int,
+                                            database: Database) -> None:
     """Kill real `bm sync` processes at random moments of syncs that apply adds, edits,
     deletes, renames and a folder move; the next sync must converge to exactly what a fresh
     sync builds, with every moved note keeping its entity id and no change recorded twice."""

@@ -271,3 +271,39 @@ def test_database_fixture_points_the_library_and_the_cli_at_postgres(
     assert run_bm("sync", str(notes), "--quiet").returncode == 0
     assert database.query(notes, "SELECT file_path FROM entity") == [("a.md",)]
     assert (notes / ".basic-memory" / "memory.db").exists() == (not database.is_postgres)
+
+
+async def test_the_raw_state_reader_agrees_with_sqlalchemy_and_never_migrates(
+        notes: Path, postgres_url: str) -> None:
+    """The no-change path reads PostgreSQL through asyncpg alone; it must read what the
+    SQLAlchemy reader reads, including an older revision (which must stay older)."""
+    from bm_sync.db import state
+
+    write(notes, "a.md", "# A\n")
+    write(notes, "b.md", "# B\n")
+    async with SyncEngine.open(notes, database_url=postgres_url) as engine:
+        await engine.sync()
+    run_sql(postgres_url, "UPDATE alembic_version SET version_num = '0004'")
+    through_asyncpg = await state.read_stored_state(postgres_url, notes)
+    through_sqlalchemy = await state._read_other(postgres_url, notes, None)
+    assert through_asyncpg == through_sqlalchemy
+    project = through_asyncpg.by_root
+    assert through_asyncpg.revision == "0004" and project is not None
+    assert project.entity_count == 2 and project.token is not None
+    assert run_sql(postgres_url, "SELECT version_num FROM alembic_version") == [("0004",)]
+
+
+def test_a_no_change_sync_into_postgres_never_imports_sqlalchemy(
+        notes: Path, postgres_url: str) -> None:
+    write(notes, "a.md", "# A\n")
+    assert run_bm("sync", str(notes), "--db", postgres_url, "--quiet").returncode == 0
+    code = ("import asyncio, sys\nfrom bm_sync.sync import SyncEngine\n"
+            "async def main():\n"
+            "    async with SyncEngine.open(sys.argv[1], database_url=sys.argv[2]) as engine:\n"
+            "        return await engine.sync()\n"
+            "report = asyncio.run(main())\n"
+            "assert report.change_count == 0, report\n"
+            "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'\n")
+    result = subprocess.run([sys.executable, "-c", code, str(notes), postgres_url],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr

@@ -19,7 +19,7 @@ from tests import postgres
 from tests.helpers import BM, REPO, bm_json, run_bm, write
 from tests.helpers_pgfirst import Database, run_sql
 
-EARLIER_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+EARLIER_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:

@@ -24,13 +24,18 @@ class ProjectDatabase:
         self.project = project
 
     def sessions(self) -> AsyncSession:
+        self.raise_if_lost()
+        return self._sessions()
+
+    def raise_if_lost(self) -> None:
+        """Raise `DatabaseConnectionLost` if a connection to the server broke: for a caller
+        that catches a failed write to retry it piece by piece, which must not go on then."""
         if connection_lost(self.engine):
             raise DatabaseConnectionLost(
                 f"database error: the connection to the database server was lost during the "
                 f"sync ({self.engine.url.render_as_string(hide_password=True)}); "
                 "what was committed stays, the folder's index was not written: sync again "
                 "once the server is back")
-        return self._sessions()
 
     @property
     def project_id(self) -> int:

@@ -328,6 +328,7 @@ def test_db_option_and_environment_variable(notes: Path, tmp_path: Path) -> None
     assert (tmp_path / "env.db").exists()
 
 
+@pytest.mark.usefixtures("database")
 def test_second_concurrent_sync_exits_at_once_or_waits(notes: Path) -> None:
     """A sync of a folder another process holds exits with code 1 while the holder still holds
     it (it does not wait); with --wait it runs once the holder lets go."""

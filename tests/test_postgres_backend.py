@@ -19,7 +19,22 @@ from tests import postgres
 from tests.helpers import BM, REPO, bm_json, run_bm, write
 from tests.helpers_pgfirst import Database, run_sql
 
-EARLIER_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
+
+def earlier_revisions() -> list[str]:
+    """Every revision below head, oldest first, from the script directory itself (so a new
+    migration is tested as an upgrade target without touching this file)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from bm_sync.db.engine import migrations_dir
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()]
+    return [revision for revision in reversed(revisions) if revision != HEAD_REVISION]
+
+
+EARLIER_REVISIONS = earlier_revisions()
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:

@@ -136,7 +136,6 @@ def test_move_and_edit_in_separate_syncs_is_six_entries(notes: Path) -> None:
         assert (notes / "archive/idea.md").read_bytes() == content
 
 
-@pytest.mark.usefixtures("database")
 def test_every_version_is_restorable_byte_for_byte(notes: Path, story: dict) -> None:
     target = notes / "archive/idea.md"
     for back, name in enumerate(["v4", "v3", "v2", "v1"]):
@@ -176,7 +175,6 @@ def test_unknown_file_or_revision_is_one_line_exit_1(notes: Path, story: dict) -
         assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("bm: ")
 
 
-@pytest.mark.usefixtures("database")
 def test_runs_newest_first_with_counts(notes: Path, story: dict) -> None:
     runs = bm_json("history", str(notes))["runs"]
     assert len(runs) == 5 and runs[0]["id"] > runs[-1]["id"]
@@ -258,7 +256,6 @@ async def test_library_history_api(notes: Path) -> None:
         assert version.stored is False  # above the size limit
 
 
-@pytest.mark.usefixtures("database")
 def test_prune_keeps_the_last_versions_and_reclaims_space(notes: Path) -> None:
     for round_number in range(6):
         for number in range(20):
@@ -311,7 +308,6 @@ def test_json_shapes_match_the_docs(notes: Path, story: dict) -> None:
     assert all(set(run) == set(runs["runs"][0]) for run in data["runs"])
 
 
-@pytest.mark.usefixtures("database")
 def test_moves_back_and_forth_are_all_recorded(notes: Path) -> None:
     """A change that repeats an old row of a completed run is a real change, not a replay."""
     write(notes, "a.md", "# A\n")
@@ -326,7 +322,6 @@ def test_moves_back_and_forth_are_all_recorded(notes: Path) -> None:
     assert [run["moved"] for run in bm_json("history", str(notes))["runs"]] == [1, 1, 1, 0]
 
 
-@pytest.mark.usefixtures("database")
 async def test_copy_back_and_restore_onto_the_old_path_are_recorded(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     write(notes, "c.md", "# C\n")
@@ -547,7 +542,6 @@ def test_restore_into_a_read_only_folder_is_one_line_and_leaves_nothing(notes: P
     assert list((notes / "sub").iterdir()) == []
 
 
-@pytest.mark.usefixtures("database")
 def test_a_deleted_and_recreated_path_keeps_its_earlier_file(notes: Path) -> None:
     """`bm history` shows the earlier file after the current one, marked as such, without
     `~N`; its versions stay showable and restorable by content id."""

@@ -11,8 +11,6 @@ from tests.helpers import bm_json, run_bm, write
 from tests.helpers_pgfirst import Database, fresh_database
 from tests.helpers_pgfirst import current as current_database
 
-pytestmark = pytest.mark.usefixtures("database")
-
 FILLER = 450  # enough changed notes between two notes to put them in different batches
 
 
@@ -32,6 +30,7 @@ def fill(notes: Path, version: int) -> None:
         write(notes, f"m/n{number:03}.md", f"# Filler {number}\nversion {version}\n")
 
 
+@pytest.mark.usefixtures("database")
 def test_a_swap_across_batches_ends_as_a_fresh_sync(notes: Path, tmp_path: Path) -> None:
     write(notes, "a.md", "---\npermalink: x\n---\n# A\n")
     write(notes, "z.md", "---\npermalink: y\n---\n# Z\n")

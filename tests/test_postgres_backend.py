@@ -116,7 +116,7 @@ def _terminate_backends(url: str) -> int:
 
 def test_a_connection_lost_mid_sync_is_fatal_one_line_and_the_next_sync_converges(
         notes: Path, postgres_url: str) -> None:
-    many_notes(notes, 800)
+    many_notes(notes, 400)
     process = subprocess.Popen([*BM, "sync", str(notes), "--db", postgres_url],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     terminated = 0
@@ -136,8 +136,8 @@ def test_a_connection_lost_mid_sync_is_fatal_one_line_and_the_next_sync_converge
     assert not (notes / ".basic-memory" / "index").exists()  # nothing claims to be synced
     report = bm_json("sync", str(notes), "--db", postgres_url)
     assert report["failed"] == []
-    assert run_sql(postgres_url, "SELECT count(*) FROM entity")[0][0] == 800
-    assert run_sql(postgres_url, "SELECT count(*) FROM observation")[0][0] == 800 * 6
+    assert run_sql(postgres_url, "SELECT count(*) FROM entity")[0][0] == 400
+    assert run_sql(postgres_url, "SELECT count(*) FROM observation")[0][0] == 400 * 6
     assert run_sql(postgres_url, "SELECT count(*) FROM relation WHERE to_id IS NULL"
                    )[0][0] == 0
     assert "up to date" in run_bm("sync", str(notes), "--db", postgres_url).stdout

@@ -299,7 +299,6 @@ def test_a_permission_fix_rearms_the_breaker(notes: Path) -> None:
     assert report.failed == [] and report.modified == ["b.md"]
 
 
-@pytest.mark.usefixtures("database")
 def test_cli_sync_json_quiet_and_summary(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     data = bm_json("sync", str(notes))

@@ -12,9 +12,8 @@ from bm_sync.sync import SyncEngine
 from tests.helpers import bm_json, run_bm, write
 from tests.helpers_pgfirst import current as current_database
 
-pytestmark = pytest.mark.usefixtures("database")
 
-
+@pytest.mark.usefixtures("database")
 def test_a_rebuild_reports_what_its_history_run_records(notes: Path) -> None:
     for name in ("a", "b", "c"):
         write(notes, f"{name}.md", f"# {name}\n")

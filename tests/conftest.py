@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import postgres
+from tests.helpers_pgfirst import Database
+
 
 @pytest.fixture
 def notes() -> Iterator[Path]:
@@ -21,3 +24,19 @@ def notes() -> Iterator[Path]:
         for name in dirnames:
             os.chmod(os.path.join(dirpath, name), 0o755)
     subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """The database the test's syncs use, on both backends. SQLite: each folder's default
+    file. PostgreSQL: a fresh database on the test server (tests/postgres.py), named by
+    `BM_DATABASE_URL` for the library and every `bm` subprocess; no server fails the test."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("BM_DATABASE_URL", raising=False)
+        yield Database("sqlite", None)
+        return
+    url = postgres.server().create_database()
+    monkeypatch.setenv("BM_DATABASE_URL", url)
+    yield Database("postgres", url)
+    postgres.drop_database(url)

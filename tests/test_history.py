@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from tests.helpers import (
     share_state_with_everyone,
     write,
 )
+from tests.helpers_pgfirst import current as current_database
 
 
 def sync(root: Path, *args: str) -> None:
@@ -72,6 +72,7 @@ def story(notes: Path) -> dict[str, bytes]:
     return versions
 
 
+@pytest.mark.usefixtures("database")
 def test_timeline_follows_moves_with_five_entries(notes: Path, story: dict) -> None:
     """The issue's story: the move to projects/ and the fourth edit land in one sync, so that
     entry is a move that carries new content."""
@@ -184,6 +185,7 @@ def test_runs_newest_first_with_counts(notes: Path, story: dict) -> None:
     assert len(run_bm("history", str(notes), "--limit", "2").stdout.splitlines()) == 2
 
 
+@pytest.mark.usefixtures("database")
 async def test_interrupted_run_is_recorded_as_such_and_not_duplicated(notes: Path) -> None:
     for number in range(450):
         write(notes, f"n{number:03}.md", f"# Note {number}\n")
@@ -240,6 +242,7 @@ def test_versions_off(notes: Path) -> None:
     assert entries[0]["kind"] == "added" and entries[0]["stored"] is False
 
 
+@pytest.mark.usefixtures("database")
 async def test_library_history_api(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     async with SyncEngine.open(notes, versions=VersionPolicy(max_bytes=10)) as engine:
@@ -412,6 +415,7 @@ def test_prune_after_moves_keeps_the_last_versions_of_the_story(notes: Path,
     assert len(bm_json("history", target)["versions"]) == 5
 
 
+@pytest.mark.usefixtures("database")
 def test_prune_days_keeps_what_was_current_in_the_window(notes: Path) -> None:
     """--days 3 keeps every version that was current at some time in the last 3 days: v2,
     replaced one day ago, too; v1, replaced five days ago, goes."""
@@ -419,11 +423,11 @@ def test_prune_days_keeps_what_was_current_in_the_window(notes: Path) -> None:
         write(notes, "n.md", f"# Note\nversion {number}\n", old=False)
         sync(notes)
     day = 86400
-    with sqlite3.connect(notes / ".basic-memory" / "memory.db") as connection:
-        ids = [row[0] for row in connection.execute("SELECT id FROM sync_run ORDER BY id")]
-        for run_id, age in zip(ids, (10 * day, 5 * day, day, 0), strict=True):
-            connection.execute("UPDATE sync_run SET started_at = ? WHERE id = ?",
-                               (time.time() - age, run_id))
+    database = current_database()
+    ids = [row[0] for row in database.query(notes, "SELECT id FROM sync_run ORDER BY id")]
+    for run_id, age in zip(ids, (10 * day, 5 * day, day, 0), strict=True):
+        database.execute(notes, "UPDATE sync_run SET started_at = ? WHERE id = ?",
+                         time.time() - age, run_id)
     assert run_bm("prune", str(notes), "--days", "3").returncode == 0
     stored = [entry["stored"] for entry in bm_json("history", str(notes / "n.md"))["versions"]]
     assert stored == [True, True, True, False]

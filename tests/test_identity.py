@@ -118,7 +118,8 @@ def test_a_database_in_a_missing_folder_is_an_error_not_a_mkdir(tmp_path: Path) 
 @pytest.mark.parametrize(("scheme", "says"), [
     ("sqlite+aiosqlit", "needs the driver 'aiosqlit'"),
     ("sqlit+aiosqlite", "unknown database 'sqlit'"),
-    ("postgresql", "names no async driver"),
+    ("postgresql", "is not an async PostgreSQL URL; use postgresql+asyncpg://"),
+    ("mysql", "names no async driver"),
 ])
 def test_a_mistyped_url_is_refused_before_anything_is_created(tmp_path: Path, scheme: str,
                                                                says: str) -> None:

@@ -15,6 +15,9 @@ import pytest
 from bm_sync import Detector
 from bm_sync.sync import SyncEngine
 from tests.helpers import BM, as_unprivileged, bm_json, run_bm, share_state_with_everyone, write
+from tests.helpers_pgfirst import Database, fresh_database
+from tests.helpers_pgfirst import current as current_database
+from tests.helpers_pgfirst import query as database_query
 
 IDEA = """---
 title: Git Index Idea
@@ -34,8 +37,7 @@ def db_path(root: Path) -> Path:
 
 
 def query(root: Path, sql: str, *args: object) -> list[tuple]:
-    with sqlite3.connect(db_path(root)) as connection:
-        return connection.execute(sql, args).fetchall()
+    return database_query(root, sql, *args)
 
 
 def entities(root: Path) -> dict[str, tuple]:
@@ -56,6 +58,7 @@ async def sync(root: Path, **kwargs):
         return await engine.sync()
 
 
+@pytest.mark.usefixtures("database")
 async def test_first_sync_builds_entities_observations_and_relations(notes: Path) -> None:
     write(notes, "ideas/git index.md", IDEA)
     write(notes, "Sync Engine.md", ENGINE)
@@ -84,6 +87,7 @@ async def test_first_sync_builds_entities_observations_and_relations(notes: Path
     }
 
 
+@pytest.mark.usefixtures("database")
 async def test_no_change_sync_is_up_to_date_and_status_is_clean(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     await sync(notes)
@@ -94,6 +98,7 @@ async def test_no_change_sync_is_up_to_date_and_status_is_clean(notes: Path) -> 
     assert Detector(notes).status().change_count == 0
 
 
+@pytest.mark.usefixtures("database")
 async def test_modify_reparses_and_delete_unresolves_relations(notes: Path) -> None:
     write(notes, "ideas/git index.md", IDEA)
     write(notes, "Sync Engine.md", ENGINE)
@@ -108,6 +113,7 @@ async def test_modify_reparses_and_delete_unresolves_relations(notes: Path) -> N
     assert relations(notes) == set()  # its own relations were replaced, the others deleted
 
 
+@pytest.mark.usefixtures("database")
 async def test_deleting_a_target_leaves_the_relation_unresolved(notes: Path) -> None:
     write(notes, "ideas/git index.md", IDEA)
     write(notes, "Sync Engine.md", ENGINE)
@@ -117,6 +123,7 @@ async def test_deleting_a_target_leaves_the_relation_unresolved(notes: Path) -> 
     assert ("ideas/git index.md", "implements", "Sync Engine", None) in relations(notes)
 
 
+@pytest.mark.usefixtures("database")
 async def test_forward_reference_resolves_when_target_appears(notes: Path) -> None:
     write(notes, "ideas/git index.md", IDEA)
     await sync(notes)
@@ -127,6 +134,7 @@ async def test_forward_reference_resolves_when_target_appears(notes: Path) -> No
         notes)
 
 
+@pytest.mark.usefixtures("database")
 async def test_move_keeps_entity_id_observations_and_incoming_relations(notes: Path) -> None:
     write(notes, "ideas/git index.md", IDEA)
     write(notes, "Sync Engine.md", ENGINE)
@@ -144,6 +152,7 @@ async def test_move_keeps_entity_id_observations_and_incoming_relations(notes: P
         notes)
 
 
+@pytest.mark.usefixtures("database")
 async def test_permalink_conflicts_get_suffixes_that_stay_stable(notes: Path) -> None:
     write(notes, "a.md", "---\npermalink: shared\n---\n# A\n")
     write(notes, "b.md", "---\npermalink: shared\n---\n# B\n")
@@ -155,6 +164,7 @@ async def test_permalink_conflicts_get_suffixes_that_stay_stable(notes: Path) ->
     assert entities(notes)["b.md"][1] == "shared-1"
 
 
+@pytest.mark.usefixtures("database")
 async def test_broken_frontmatter_is_indexed_and_reported(notes: Path) -> None:
     write(notes, "broken.md", "---\ntitle: [unclosed\n---\n# Body\n")
     write(notes, "latin1.md", "caf\xe9\n".encode("latin-1"))
@@ -171,29 +181,30 @@ async def test_broken_frontmatter_is_indexed_and_reported(notes: Path) -> None:
     assert again.failed == [] and again.file_warnings == []
 
 
+@pytest.mark.usefixtures("database")
 async def test_database_deleted_is_rebuilt(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     write(notes, "b.md", "# B\n")
     await sync(notes)
-    db_path(notes).unlink()
-    for suffix in ("-wal", "-shm"):
-        Path(str(db_path(notes)) + suffix).unlink(missing_ok=True)
+    current_database().remove(notes)
     report = await sync(notes)
     assert report.rebuilt and sorted(report.added) == ["a.md", "b.md"]
     assert sorted(entities(notes)) == ["a.md", "b.md"]
     assert (await sync(notes)).change_count == 0
 
 
+@pytest.mark.usefixtures("database")
 async def test_database_emptied_is_rebuilt(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     await sync(notes)
-    with sqlite3.connect(db_path(notes)) as connection:
-        connection.execute("DELETE FROM entity")
+    current_database().execute(notes, "DELETE FROM entity" if not current_database().is_postgres
+                               else "TRUNCATE entity CASCADE")
     report = await sync(notes)
     assert report.rebuilt
     assert list(entities(notes)) == ["a.md"]
 
 
+@pytest.mark.usefixtures("database")
 async def test_other_database_url_is_rebuilt_and_swept(notes: Path, tmp_path: Path) -> None:
     write(notes, "a.md", "# A\n")
     await sync(notes)
@@ -207,6 +218,7 @@ async def test_other_database_url_is_rebuilt_and_swept(notes: Path, tmp_path: Pa
     assert list(entities(notes)) == ["b.md"]
 
 
+@pytest.mark.usefixtures("database")
 async def test_missing_index_with_existing_database_sweeps_stale_rows(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     write(notes, "b.md", "# B\n")
@@ -218,6 +230,7 @@ async def test_missing_index_with_existing_database_sweeps_stale_rows(notes: Pat
     assert list(entities(notes)) == ["a.md"]
 
 
+@pytest.mark.usefixtures("database")
 async def test_handler_receives_each_applied_change(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     write(notes, "b.md", "# B\n")
@@ -314,6 +327,7 @@ def test_db_option_and_environment_variable(notes: Path, tmp_path: Path) -> None
     assert (tmp_path / "env.db").exists()
 
 
+@pytest.mark.usefixtures("database")
 def test_second_concurrent_sync_exits_at_once_or_waits(notes: Path) -> None:
     """A sync of a folder another process holds exits with code 1 while the holder still holds
     it (it does not wait); with --wait it runs once the holder lets go."""
@@ -344,19 +358,17 @@ def test_usage_errors(notes: Path) -> None:
     assert result.returncode == 2 and result.stderr.startswith("bm: error:")
 
 
-def _database_state(database: Path) -> tuple:
+def _database_state(database: Database, root: Path) -> tuple:
     """Everything a knowledge app reads, without ids: entities, relations, observations."""
-    with sqlite3.connect(database) as connection:
-        rows = connection.execute(
-            "SELECT file_path, permalink, title, checksum FROM entity ORDER BY file_path"
-        ).fetchall()
-        links = connection.execute("""
-            SELECT s.file_path, r.relation_type, r.to_name, t.file_path FROM relation r
-            JOIN entity s ON s.id = r.from_id LEFT JOIN entity t ON t.id = r.to_id
-            ORDER BY 1, 2, 3, 4""").fetchall()
-        observations = connection.execute("""
-            SELECT e.file_path, o.category, o.content FROM observation o
-            JOIN entity e ON e.id = o.entity_id ORDER BY 1, 2, 3""").fetchall()
+    rows = database.query(
+        root, "SELECT file_path, permalink, title, checksum FROM entity ORDER BY file_path")
+    links = database.query(root, """
+        SELECT s.file_path, r.relation_type, r.to_name, t.file_path FROM relation r
+        JOIN entity s ON s.id = r.from_id LEFT JOIN entity t ON t.id = r.to_id
+        ORDER BY 1, 2, 3, 4""")
+    observations = database.query(root, """
+        SELECT e.file_path, o.category, o.content FROM observation o
+        JOIN entity e ON e.id = o.entity_id ORDER BY 1, 2, 3""")
     return rows, links, observations
 
 
@@ -402,8 +414,10 @@ def _mutate_round(notes: Path, rng, round_number: int, identity: dict[str, int],
             identity.pop(path)
 
 
-@pytest.mark.parametrize("seed", range(2))
-def test_sigkill_at_random_moments_converges(notes: Path, tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("database", "seed"), [("sqlite", 0), ("sqlite", 1), ("postgres", 0)],
+                         indirect=["database"])
+def test_sigkill_at_random_moments_converges(notes: Path, tmp_path: Path, seed: int,
+                                            database: Database) -> None:
     """Kill real `bm sync` processes at random moments of syncs that apply adds, edits,
     deletes, renames and a folder move; the next sync must converge to exactly what a fresh
     sync builds, with every moved note keeping its entity id and no change recorded twice."""
@@ -434,12 +448,12 @@ def test_sigkill_at_random_moments_converges(notes: Path, tmp_path: Path, seed: 
     final = run_bm("sync", str(notes), "--quiet")
     assert final.returncode == 0, final.stderr
     assert Detector(notes).status().change_count == 0
-    fresh = tmp_path / "fresh.db"
-    assert run_bm("sync", str(notes), "--db", f"sqlite+aiosqlite:///{fresh}",
+    fresh = fresh_database(tmp_path / "fresh.db")
+    assert run_bm("sync", str(notes), "--db", fresh.url_for(notes),
                   "--quiet").returncode == 0
-    crashed = _database_state(db_path(notes))
+    crashed = _database_state(current_database(), notes)
     assert len(crashed[0]) == len({row[0] for row in crashed[0]})  # no duplicate paths
-    assert crashed == _database_state(fresh)
+    assert crashed == _database_state(fresh, notes)
     ids = {path: row[0] for path, row in entities(notes).items()}
     assert {path: ids.get(path) for path in identity} == identity  # moves kept their ids
     repeated = query(notes, """SELECT path, old_path, content_id, count(*) FROM file_change
@@ -447,6 +461,7 @@ def test_sigkill_at_random_moments_converges(notes: Path, tmp_path: Path, seed: 
     assert repeated == []  # a move replayed after a crash is recorded once
 
 
+@pytest.mark.usefixtures("database")
 async def test_interrupted_first_sync_then_delete_converges(notes: Path) -> None:
     """Regression: rows from a first sync that never finished must be swept later."""
     for number in range(450):  # three batches
@@ -485,6 +500,7 @@ async def test_older_copy_of_the_database_is_noticed_and_rebuilt(notes: Path,
     assert Detector(notes).status().change_count == 0
 
 
+@pytest.mark.usefixtures("database")
 async def test_rebuild_keeps_a_moved_note_and_its_incoming_relations(notes: Path) -> None:
     write(notes, "a/target.md", "# Target\n")
     write(notes, "src.md", "# Src\n- relates [[Target]]\n")
@@ -506,6 +522,7 @@ async def test_rebuild_keeps_a_moved_note_and_its_incoming_relations(notes: Path
     assert moves == [("a/target.md", "b/target.md")]
 
 
+@pytest.mark.usefixtures("database")
 async def test_relations_follow_a_retitled_target(notes: Path) -> None:
     write(notes, "a.md", "# Alpha\n")
     write(notes, "src.md", "# Src\n- relates [[Alpha]]\n")
@@ -517,6 +534,7 @@ async def test_relations_follow_a_retitled_target(notes: Path) -> None:
     assert relations(notes) == {("src.md", "relates", "Alpha", "b.md")}
 
 
+@pytest.mark.usefixtures("database")
 async def test_swapped_permalinks_get_no_suffixes(notes: Path) -> None:
     write(notes, "a.md", "---\npermalink: x\n---\n# A\n")
     write(notes, "b.md", "---\npermalink: y\n---\n# B\n")
@@ -655,6 +673,7 @@ def test_breaker_retries_after_an_hour_and_the_failure_record_is_capped(notes: P
     assert len(entities(notes)) == 151  # nothing was deleted along the way
 
 
+@pytest.mark.usefixtures("database")
 async def test_a_crash_then_an_undo_still_converges(notes: Path) -> None:
     """Killed after committing a move and an edit; the user then undoes both before the next
     sync. Against the old index the files look unchanged, so the sync must not trust it."""
@@ -711,6 +730,7 @@ def test_a_rebuild_never_deletes_below_an_unreadable_folder(notes: Path) -> None
     assert relations(notes) == {("b.md", "relates", "A", "sub/a.md")}
 
 
+@pytest.mark.usefixtures("database")
 async def test_a_rebuilt_move_keeps_its_frontmatter_permalink(notes: Path) -> None:
     write(notes, "a.md", "---\npermalink: foo\n---\n# A\n")
     write(notes, "other.md", "# Other\n- relates [[foo]]\n")
@@ -723,6 +743,7 @@ async def test_a_rebuilt_move_keeps_its_frontmatter_permalink(notes: Path) -> No
     assert relations(notes) == {("other.md", "relates", "foo", "b.md")}
 
 
+@pytest.mark.usefixtures("database")
 async def test_a_long_lived_engine_keeps_moves_through_a_rebuild(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     async with SyncEngine.open(notes) as engine:
@@ -734,6 +755,7 @@ async def test_a_long_lived_engine_keeps_moves_through_a_rebuild(notes: Path) ->
     assert report.moved == [("a.md", "b.md")] and entities(notes)["b.md"][0] == first_id
 
 
+@pytest.mark.usefixtures("database")
 async def test_editing_two_notes_together_keeps_their_permalinks(notes: Path) -> None:
     write(notes, "foo.md", "# Foo\n")
     await sync(notes)
@@ -764,6 +786,7 @@ def test_a_note_edited_after_its_hash_is_not_indexed_with_the_new_content(notes:
     assert prepare(notes, change).error is None
 
 
+@pytest.mark.usefixtures("database")
 async def test_links_resolve_by_path_order_whatever_the_insertion_order(notes: Path) -> None:
     """Two notes titled alike: `[[Core Service]]` resolves to the first by path, in an
     incremental sync as in a fresh one; an edge named twice is one relation."""

@@ -3,20 +3,23 @@ progress total that ends where the work ends."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+
+import pytest
 
 from bm_sync.reports import SyncProgress
 from bm_sync.sync import SyncEngine
 from tests.helpers import bm_json, run_bm, write
+from tests.helpers_pgfirst import current as current_database
 
 
+@pytest.mark.usefixtures("database")
 def test_a_rebuild_reports_what_its_history_run_records(notes: Path) -> None:
     for name in ("a", "b", "c"):
         write(notes, f"{name}.md", f"# {name}\n")
     assert run_bm("sync", str(notes)).returncode == 0
-    with sqlite3.connect(notes / ".basic-memory" / "memory.db") as connection:
-        connection.execute("UPDATE project SET index_token = NULL")  # as a killed sync leaves it
+    # as a killed sync leaves it:
+    current_database().execute(notes, "UPDATE project SET index_token = NULL")
     write(notes, "b.md", "# b edited\n")
     report = bm_json("sync", str(notes))
     assert report["rebuilt"] is True

@@ -66,6 +66,14 @@ class SyncFailed(BmSyncError):
     once the cause is gone, converges. The message is one line: the cause, then a hint."""
 
 
+class DatabaseConnectionLost(SyncFailed):
+    """The connection to the database server broke during a sync (the server restarted or
+    was stopped, an administrator ended the session, the network went away). Fatal for the
+    whole run, never a per-file failure: the rest of the run could not be written either, and
+    a reconnect half-way would apply part of it. What was committed stays; the index is not
+    written, so the next sync converges (a rebuild: the token was cleared)."""
+
+
 class LockUnavailable(SyncFailed):
     """The folder's lock file cannot be opened (a folder in its place, no permission, a
     read-only file system): for a sync, and for every other command that takes the lock
@@ -113,6 +121,14 @@ def database_hint(message: str, database: Path | None = None) -> str:
                     f"yours (chown -R {os.geteuid()} {owner})")
     if "readonly" in lowered or "read-only" in lowered:
         return "the database file or its folder is read-only; make it writable (chmod 644)"
+    if "database" in lowered and "does not exist" in lowered:
+        return "create the database first (createdb NAME), or fix the name in the URL"
+    if "password authentication failed" in lowered or (
+            "role" in lowered and "does not exist" in lowered):
+        return "check the user name and password in the database URL"
+    if "connect call failed" in lowered or "no such file or directory" in lowered or (
+            "connection refused" in lowered):
+        return "is the database server running, and are the host and port right?"
     if "full" in lowered or "disk" in lowered or "i/o" in lowered:
         return "free some space (or check the disk), then sync again"
     if permission:

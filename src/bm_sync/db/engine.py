@@ -21,7 +21,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bm_sync.db import HEAD_REVISION
+from bm_sync.db import HEAD_REVISION, postgres
 from bm_sync.db.read_only import cannot_open, read_only_uri
 from bm_sync.db.urls import sqlite_file
 from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid, database_hint
@@ -62,6 +62,8 @@ def create_engine(url: str) -> AsyncEngine:
                                f"{first_line(error)}") from error
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        postgres.prepare(engine)
     return engine
 
 
@@ -79,7 +81,11 @@ async def open_database(url: str) -> AsyncEngine:
     try:
         async with engine.begin() as connection:
             if await connection.run_sync(read_revision) != HEAD_REVISION:
-                await connection.run_sync(upgrade_to_head)
+                # Another bm may be migrating this database right now: wait for it, then
+                # look again (it may have done the work).
+                await connection.run_sync(postgres.lock_migrations)
+                if await connection.run_sync(read_revision) != HEAD_REVISION:
+                    await connection.run_sync(upgrade_to_head)
     except (SQLAlchemyError, OSError, ImportError) as error:
         await engine.dispose()
         if created and database is not None:

@@ -55,7 +55,6 @@ class Entity(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "file_path", name="uq_entity_project_file_path"),
         UniqueConstraint("project_id", "permalink", name="uq_entity_project_permalink"),
-        Index("ix_entity_project_file_path", "project_id", "file_path"),
         Index("ix_entity_project_title", "project_id", "title"),
     )
 

@@ -8,14 +8,15 @@ sync does not import SQLAlchemy) and through a SQLAlchemy connection for any oth
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bm_sync.db.read_only import cannot_open, read_only_uri
-from bm_sync.db.urls import sqlite_file
+from bm_sync.db.urls import POSTGRES_ASYNC, postgres_connect_arguments, sqlite_file
 
 Query = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
 
@@ -75,36 +76,54 @@ async def read_stored_state(url: str, root: Path, project_uuid: str | None = Non
         return _read_sqlite(path, root, project_uuid)
     if url.startswith("sqlite"):  # in-memory SQLite: a new, empty database every time
         return StoredState()
+    if url.startswith(POSTGRES_ASYNC + "://"):
+        return await _read_postgres(url, root, project_uuid)
     return await _read_other(url, root, project_uuid)
 
 
-def _read(query: Query, has_revision_table: bool, root: Path,
-          project_uuid: str | None) -> StoredState:
+# The reading rules, once for every driver: a generator that yields (sql, parameters) and is
+# sent back the rows; `_drive` runs it on a blocking driver, `_drive_async` on asyncpg.
+Reading = Generator[tuple[str, dict[str, object]], Sequence[Sequence[Any]], StoredState]
+
+
+def _read(has_revision_table: bool, root: Path, project_uuid: str | None) -> Reading:
     if not has_revision_table:
         return StoredState()
-    revision_row = query(REVISION_SQL, {})
+    revision_row = yield REVISION_SQL, {}
     revision = str(revision_row[0][0]) if revision_row else None
     has_uuid = revision is not None and revision >= UUID_REVISION
-    by_id = (_project(query, PROJECT_BY_ID_SQL, {"uuid": project_uuid})
+    by_id = ((yield from _project(PROJECT_BY_ID_SQL, {"uuid": project_uuid}))
              if project_uuid and has_uuid else None)
     if by_id is not None and by_id.root_path == str(root):
         by_root: StoredProject | None = by_id
     else:
-        by_root = _project(query, PROJECT_BY_ROOT_SQL if has_uuid
-                           else PROJECT_BY_ROOT_BEFORE_UUID_SQL, {"root": str(root)})
+        by_root = yield from _project(PROJECT_BY_ROOT_SQL if has_uuid
+                                      else PROJECT_BY_ROOT_BEFORE_UUID_SQL, {"root": str(root)})
     return StoredState(revision=revision, by_id=by_id, by_root=by_root)
 
 
-def _project(query: Query, sql: str, parameters: dict[str, object]) -> StoredProject | None:
-    rows = query(sql, parameters)
+def _project(sql: str, parameters: dict[str, object]
+             ) -> Generator[tuple[str, dict[str, object]], Sequence[Sequence[Any]],
+                            StoredProject | None]:
+    rows = yield sql, parameters
     if not rows:
         return None
     project_id, project_uuid, root_path, token = rows[0]
-    ((count,),) = query(ENTITY_COUNT_SQL, {"project_id": project_id})
+    ((count,),) = yield ENTITY_COUNT_SQL, {"project_id": project_id}
+    failure_rows = yield FAILURES_SQL, {"project_id": project_id}
     failures = {path: RecordedFailure(content_id, failed, last)
-                for path, content_id, failed, last in query(FAILURES_SQL,
-                                                            {"project_id": project_id})}
+                for path, content_id, failed, last in failure_rows}
     return StoredProject(project_id, project_uuid, root_path, token, count, failures)
+
+
+def _drive(reading: Reading, query: Query) -> StoredState:
+    try:
+        request = next(reading)
+        while True:
+            request = reading.send(query(*request))
+    except StopIteration as finished:
+        result: StoredState = finished.value
+        return result
 
 
 def _read_sqlite(path: Path, root: Path, project_uuid: str | None) -> StoredState:
@@ -120,7 +139,7 @@ def _read_sqlite(path: Path, root: Path, project_uuid: str | None) -> StoredStat
 
         has_table = bool(query("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                                "AND name = 'alembic_version'", {}))
-        return _read(query, has_table, root, project_uuid)
+        return _drive(_read(has_table, root, project_uuid), query)
     except (sqlite3.Error, ValueError) as error:
         return StoredState(unusable=f"the database is not usable ({error})")
     finally:
@@ -156,8 +175,8 @@ async def _read_other(url: str, root: Path, project_uuid: str | None) -> StoredS
         def query(sql: str, parameters: dict[str, object]) -> Sequence[Sequence[Any]]:
             return connection.execute(text(sql), parameters).all()
 
-        return _read(query, inspect(connection).has_table("alembic_version"), root,
-                     project_uuid)
+        return _drive(_read(inspect(connection).has_table("alembic_version"), root,
+                            project_uuid), query)
 
     try:
         async with engine.connect() as connection:
@@ -167,3 +186,46 @@ async def _read_other(url: str, root: Path, project_uuid: str | None) -> StoredS
     finally:
         await engine.dispose()
 
+
+
+async def _read_postgres(url: str, root: Path, project_uuid: str | None) -> StoredState:
+    """The PostgreSQL reading through asyncpg itself: SQLAlchemy's import alone costs more
+    than the whole no-change sync should (about a second on a loaded machine)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    try:
+        connection = await asyncpg.connect(**postgres_connect_arguments(url))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError,
+            TypeError) as error:
+        return StoredState(unusable=f"the database is not usable ({_first_line(error)})")
+    try:
+        reading = _read(await connection.fetchval(
+            "SELECT to_regclass('alembic_version') IS NOT NULL"), root, project_uuid)
+        try:
+            sql, parameters = next(reading)
+            while True:
+                positional, values = _numbered(sql, parameters)
+                rows = await connection.fetch(positional, *values)
+                sql, parameters = reading.send([tuple(row) for row in rows])
+        except StopIteration as finished:
+            result: StoredState = finished.value
+            return result
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        return StoredState(unusable=f"the database is not usable ({_first_line(error)})")
+    finally:
+        await connection.close()
+
+
+def _numbered(sql: str, parameters: dict[str, object]) -> tuple[str, list[object]]:
+    """`:name` placeholders as asyncpg's `$1, $2, ...`, with the values in that order."""
+    values: list[object] = []
+
+    def number(match: re.Match[str]) -> str:
+        values.append(parameters[match.group(1)])
+        return f"${len(values)}"
+
+    return re.sub(r":(\w+)", number, sql), values
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

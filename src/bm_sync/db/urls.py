@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from importlib.util import find_spec
 from pathlib import Path
-from urllib.parse import quote, unquote
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid
 
@@ -20,6 +21,14 @@ DATABASE_FILE = "memory.db"
 SQLITE_ASYNC = "sqlite+aiosqlite"
 SYNCHRONOUS_SQLITE = ("sqlite", "sqlite+pysqlite")
 POSTGRES_ASYNC = "postgresql+asyncpg"
+# What a PostgreSQL URL's query may hold: SQLAlchemy hands every query parameter to
+# `asyncpg.connect` as a keyword (any other name is a TypeError at the first connection), plus
+# the one it consumes itself. `?host=/run/postgresql` reaches a server on a unix socket.
+POSTGRES_PARAMETERS = frozenset({
+    "host", "port", "user", "password", "passfile", "service", "servicefile", "database",
+    "timeout", "statement_cache_size", "max_cached_statement_lifetime",
+    "max_cacheable_statement_size", "command_timeout", "ssl", "direct_tls",
+    "target_session_attrs", "krbsrvname", "gsslib", "prepared_statement_cache_size"})
 # SQLAlchemy's own dialects: any other name must come from an installed plugin.
 BUILTIN_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
 
@@ -62,6 +71,8 @@ def check_url(url: str) -> None:
         raise DatabaseUrlInvalid(f"database URL {url!r} uses a synchronous driver; use "
                                  f"{SQLITE_ASYNC}://{url.partition('://')[2]}")
     _check_driver(url, scheme)
+    if scheme == POSTGRES_ASYNC:
+        _check_postgres_query(url)
     path = sqlite_file(url)
     if path is not None and not path.parent.is_dir():
         raise DatabaseUnusable(f"the folder of database {str(path)!r} does not exist; "
@@ -73,6 +84,11 @@ def _check_driver(url: str, scheme: str) -> None:
     lock creates anything, not when SQLAlchemy fails to load it. Without SQLAlchemy: the driver
     module is looked up, not imported; only an unknown dialect name asks SQLAlchemy's registry."""
     dialect, _, driver = scheme.partition("+")
+    if dialect in ("postgresql", "postgres") and driver in ("", "psycopg2", "psycopg"):
+        raise DatabaseUrlInvalid(
+            f"database URL {scheme}:// is not an async PostgreSQL URL; use "
+            f"{POSTGRES_ASYNC}://{hide_password(url).partition('://')[2]} "
+            "(pip install 'bm-sync[postgres]')")
     if not driver:
         raise DatabaseUrlInvalid(
             f"database URL {url.split('://')[0]}:// names no async driver; use e.g. "
@@ -85,6 +101,55 @@ def _check_driver(url: str, scheme: str) -> None:
             f"database URL {scheme}:// needs the driver {driver!r}, which is not installed "
             f"(SQLite: {SQLITE_ASYNC}://; PostgreSQL: {POSTGRES_ASYNC}://, "
             "pip install 'bm-sync[postgres]')")
+
+
+def _check_postgres_query(url: str) -> None:
+    """An unknown query parameter (a typo, or a libpq one asyncpg does not take, such as
+    `sslmode`) is refused as the user's input, not left to fail inside the driver."""
+    query = urlsplit(url).query
+    unknown = sorted({name for name, _value in parse_qsl(query, keep_blank_values=True)}
+                     - POSTGRES_PARAMETERS)
+    if unknown:
+        hint = " (asyncpg spells it ssl=require)" if "sslmode" in unknown else ""
+        raise DatabaseUrlInvalid(
+            f"database URL {scheme_of(url)}:// has unknown parameter(s) {', '.join(unknown)}"
+            f"{hint}; known: {', '.join(sorted(POSTGRES_PARAMETERS))}")
+
+
+def postgres_connect_arguments(url: str) -> dict[str, Any]:
+    """`asyncpg.connect`'s keywords for a `postgresql+asyncpg://` URL, as SQLAlchemy's asyncpg
+    dialect makes them (user, password, host, port, database, then every query parameter), for
+    the readers that use asyncpg without SQLAlchemy."""
+    parts = urlsplit(url)
+    arguments: dict[str, Any] = {}
+    if parts.username:
+        arguments["user"] = unquote(parts.username)
+    if parts.password is not None:
+        arguments["password"] = unquote(parts.password)
+    if parts.hostname:
+        arguments["host"] = unquote(parts.hostname)
+    if parts.port is not None:
+        arguments["port"] = parts.port
+    if parts.path.strip("/"):
+        arguments["database"] = unquote(parts.path.lstrip("/"))
+    arguments.update(parse_qsl(parts.query, keep_blank_values=True))
+    arguments.pop("prepared_statement_cache_size", None)  # SQLAlchemy's own
+    if isinstance(arguments.get("port"), str):
+        arguments["port"] = int(arguments["port"])
+    return arguments
+
+
+def hide_password(url: str) -> str:
+    """`url` as it may be printed: a password in it replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+                          ).geturl()
+
+
+def scheme_of(url: str) -> str:
+    return url.partition("://")[0]
 
 
 def _is_plugin_dialect(scheme: str) -> bool:

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bm_sync.db.batches import chunks, insert_many, upsert
 from bm_sync.db.models import Entity, Observation, Relation, utc_now
 from bm_sync.hashing import MARKDOWN_SUFFIXES
 
+# How many notes with unresolved links make a bulk load worth fresh planner statistics.
+ANALYZE_AFTER = 500
 ENTITY_TABLE = Entity.metadata.tables["entity"]
 ENTITY_COLUMNS = ("file_path", "permalink", "title", "entity_type", "content_type", "checksum",
                   "checksum_kind", "size", "mtime", "tags")
@@ -148,6 +150,10 @@ async def resolve_relations(session: AsyncSession, project_id: int) -> None:
         .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project))))
     if not pending:
         return
+    if len(pending) >= ANALYZE_AFTER and _dialect_name(session) == "postgresql":
+        # A first sync has just loaded the tables: without fresh statistics PostgreSQL plans
+        # the lookups below as for empty tables (sequential scans, 1.6-2.7x slower syncs).
+        await session.execute(text("ANALYZE entity, relation"))
     # Ordered by an expression of the path, not the path column: SQLite would otherwise walk
     # the path index for the order instead of looking the title up (5 s against 0.1 s at
     # 3k notes); the matches to sort are few.
@@ -157,11 +163,13 @@ async def resolve_relations(session: AsyncSession, project_id: int) -> None:
                    Entity.file_path == Relation.to_name,
                    *(Entity.file_path == Relation.to_name + suffix.decode()
                      for suffix in MARKDOWN_SUFFIXES)):
-        match = (select(Entity.id).where(Entity.project_id == project_id, target)
-                 .order_by(by_path).limit(1).scalar_subquery())
+        matches = select(Entity.id).where(Entity.project_id == project_id, target)
+        match = matches.order_by(by_path).limit(1).scalar_subquery()
+        # Only the relations a rule resolves are written: PostgreSQL writes a new row
+        # version for every row an UPDATE touches, even to the same NULL.
         await session.execute(
             update(Relation)
-            .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project))
+            .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project), matches.exists())
             .values(to_id=match)
             .execution_options(synchronize_session=False))
     for chunk in chunks(session, pending, parameters_per_item=2):  # the chunk is used twice
@@ -235,6 +243,10 @@ async def checksums(session: AsyncSession, project_id: int,
 async def _entity_id(session: AsyncSession, project_id: int, path: str) -> int | None:
     return await session.scalar(select(Entity.id).where(
         Entity.project_id == project_id, Entity.file_path == path))
+
+
+def _dialect_name(session: AsyncSession) -> str:
+    return str(session.get_bind().dialect.name)
 
 
 def is_suffixed(permalink: str | None, base: str) -> bool:

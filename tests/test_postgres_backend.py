@@ -203,22 +203,6 @@ async def test_migrations_run_on_postgres_from_every_earlier_revision(
     assert run_sql(postgres_url, "SELECT file_path FROM entity") == [("a.md",)]
 
 
-async def test_models_equal_the_migrated_schema_on_postgres(postgres_url: str) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    from bm_sync.db.engine import open_database
-    from bm_sync.db.models import Base
-
-    engine = await open_database(postgres_url)
-    async with engine.connect() as connection:
-        differences = await connection.run_sync(
-            lambda sync_connection: compare_metadata(
-                MigrationContext.configure(sync_connection), Base.metadata))
-    await engine.dispose()
-    assert differences == []
-
-
 NUL_NOTE = ('---\ntitle: "Nul\\0title"\ntags: ["a\\0b"]\nsource: "x\\0y"\n---\n'
             "# Heading\n- [fact\x00kind] text with a \x00 byte #t\x00g (context\x00here)\n"
             "- links\x00to [[Tar\x00get]]\nplain \x00 line\n")

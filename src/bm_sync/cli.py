@@ -39,6 +39,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},  # -h everywhere, as in git
     help="Keep a knowledge base's entity database in step with its folder of notes.",
 )
+from bm_sync.cli_projects import register as register_projects  # noqa: E402
+
+register_projects(app)
 
 PathArgument = Annotated[
     Path, typer.Argument(help="The notes folder (default: the current directory).")
@@ -141,6 +144,9 @@ def sync(
     ] = False,
     full_hash_max_mb: FullHashOption = 64.0,
     partial_hash_max_mb: PartialHashOption = None,
+    all_projects: Annotated[bool, typer.Option(
+        "--all", help="Sync every registered project (bm project list) once; exit 1 if any "
+                      "could not be synced.")] = False,
 ) -> None:
     """Apply every change to the entity database, then record the new state."""
     import asyncio
@@ -148,6 +154,11 @@ def sync(
     from bm_sync.sync import SyncEngine
     from bm_sync.versions import VersionPolicy
 
+    if all_projects:
+        from bm_sync.cli_projects import sync_all_command
+
+        sync_all_command(database_url, json_output, quiet)
+        return
     policy = _policy(full_hash_max_mb, partial_hash_max_mb)
     root = _notes_root(path)  # a usage error for a missing folder, before anything else
     show_progress = not (quiet or json_output) and sys.stderr.isatty()

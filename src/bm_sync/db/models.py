@@ -167,3 +167,7 @@ class FileChange(Base):
     content_id: Mapped[str | None] = mapped_column(String, nullable=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# The fleet's tables share this metadata (the migrated schema equals `Base.metadata`).
+from bm_sync.db import fleet_tables  # noqa: E402,F401

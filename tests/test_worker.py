@@ -1,0 +1,181 @@
+"""`bm worker`: real worker subprocesses on a real PostgreSQL database (and SQLite), real
+SIGTERM and SIGKILL, short intervals. Who synced what, and when, is read from the runs the
+workers record (`worker_run`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+
+from bm_sync.projects import Registry
+from tests.helpers import run_bm, write
+from tests.helpers_fleet import (
+    WorkerProcess,
+    bm_ok,
+    entity_paths,
+    make_notes,
+    overlaps,
+    pg_url,
+    registry_state,
+    user_data,
+    wait_until,
+)
+
+__all__ = ["pg_url", "user_data"]  # fixtures
+
+SYNC_FIELDS = {"event", "project", "path", "result", "error", "duration_s", "files_scanned",
+               "changes", "failures", "peak_rss_mb"}
+
+
+def register(url: str, folders: list[Path]) -> None:
+    async def add() -> None:
+        async with Registry.open(url) as registry:
+            for folder in folders:
+                await registry.add(folder, None)
+
+    asyncio.run(add())
+
+
+def runs_per_project(url: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for run in registry_state(url)[1]:
+        if run.ended_at is not None:
+            counts[run.project_name] = counts.get(run.project_name, 0) + 1
+    return counts
+
+
+def files_on_disk(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir() if path.suffix == ".md"}
+
+
+def test_two_workers_share_projects_without_overlap(tmp_path: Path, pg_url: str) -> None:
+    folders = [make_notes(tmp_path / f"p{number}", 3) for number in range(6)]
+    register(pg_url, folders)
+    workers = [WorkerProcess("--db", pg_url, "--interval", "1", "--concurrency", "2")
+               for _ in range(2)]
+    wait_until(lambda: all(count >= 2 for count in runs_per_project(pg_url).values())
+               and len(runs_per_project(pg_url)) == 6, "two syncs of each project")
+
+    # Added while they run: picked up; removed: no longer synced; a change: applied.
+    newcomer = make_notes(tmp_path / "p6", 2)
+    bm_ok("project", "add", str(newcomer), "--db", pg_url)
+    write(folders[1], "fresh.md", "# Fresh\n")
+    bm_ok("project", "remove", "p0", "--yes", "--db", pg_url)
+    removed_at = sum(len(worker.syncs("p0")) for worker in workers)
+    wait_until(lambda: runs_per_project(pg_url).get("p6", 0) >= 2, "syncs of the newcomer")
+    wait_until(lambda: "fresh.md" in entity_paths(pg_url, folders[1]), "the change applied")
+    wait_until(lambda: min(runs_per_project(pg_url).values()) >= 2 + 2, "two more cycles")
+    assert [worker.terminate() for worker in workers] == [0, 0]
+
+    assert sum(len(worker.syncs("p0")) for worker in workers) <= removed_at + 1  # in flight
+    assert entity_paths(pg_url, folders[0]) == set()
+    assert entity_paths(pg_url, newcomer) == {"n0.md", "n1.md"}
+    rows, runs = registry_state(pg_url)
+    assert len(rows) == 6 and all(row.lease_holder is None for row in rows)
+    assert overlaps(runs) == []
+    assert len({run.worker for run in runs}) == 2  # the work is spread over both
+    for worker in workers:
+        syncs = worker.syncs()
+        assert syncs and all(set(event) == SYNC_FIELDS and event["result"] == "ok"
+                             for event in syncs)
+        assert set(syncs[0]["changes"]) == {"added", "modified", "deleted", "moved"}
+        assert any(event["event"] == "heartbeat" for event in worker.events)
+
+
+def test_killed_workers_projects_are_taken_over_and_converge(tmp_path: Path,
+                                                             pg_url: str) -> None:
+    folders = [make_notes(tmp_path / f"k{number}", 3) for number in range(4)]
+    register(pg_url, folders)
+    first = WorkerProcess("--db", pg_url, "--interval", "1")
+    first.wait_for(lambda events: len({event["project"] for event in events
+                                       if event["event"] == "sync"}) == 4, "a first cycle")
+    second = WorkerProcess("--db", pg_url, "--interval", "1")
+    first.kill()
+    killed_at = time.time()
+    for folder in folders:  # changed while the first worker is dead
+        write(folder, "later.md", "# Later\n")
+        (folder / "n0.md").unlink()
+    wait_until(lambda: all(entity_paths(pg_url, folder) == files_on_disk(folder)
+                           for folder in folders), "every project converged")
+    assert second.terminate() == 0
+
+    _rows, runs = registry_state(pg_url)
+    assert overlaps(runs) == []
+    holders = {run.project_name: run.worker for run in runs if run.started_at > killed_at}
+    assert set(holders) == {folder.name for folder in folders}
+    assert all(entity_paths(pg_url, folder) == files_on_disk(folder) == {
+        "n1.md", "n2.md", "later.md"} for folder in folders)
+
+
+def test_an_expired_lease_is_taken_only_after_it_expires(tmp_path: Path, pg_url: str) -> None:
+    folder = make_notes(tmp_path / "leased", 2)
+    register(pg_url, [folder])
+
+    async def claim_as_a_dead_worker() -> float:
+        async with Registry.open(pg_url) as registry:
+            (row,) = await registry.projects()
+            now = time.time()
+            assert await registry.claim(row, "dead-host:1:abc", now, None, 3.0) is not None
+            return now + 3.0
+
+    expires = asyncio.run(claim_as_a_dead_worker())
+    worker = WorkerProcess("--db", pg_url, "--interval", "1")
+    worker.wait_for(lambda events: any(event["event"] == "sync" for event in events),
+                    "a sync of the leased project")
+    assert worker.terminate() == 0
+    _rows, runs = registry_state(pg_url)
+    dead, taken = runs[:2]
+    assert dead.worker == "dead-host:1:abc" and dead.ended_at is None
+    assert taken.started_at >= expires
+    assert overlaps(runs) == []
+
+
+def test_backoff_survives_a_restart_and_a_missing_folder_keeps_its_rows(
+        tmp_path: Path, pg_url: str) -> None:
+    folder = make_notes(tmp_path / "away", 3)
+    register(pg_url, [folder])
+    # Backoff after failure N: 4 s * 2**(N-1), jittered down by at most a quarter; long
+    # enough that the next worker process starts within the first one.
+    worker = ["worker", "--db", pg_url, "--interval", "4", "--once", "--json"]
+    bm_ok(*worker)
+    assert entity_paths(pg_url, folder) == {"n0.md", "n1.md", "n2.md"}
+    shutil.move(folder, tmp_path / "moved-away")
+
+    first = run_bm(*worker)
+    assert first.returncode == 0, first.stderr
+    (event,) = [line for line in first.stdout.splitlines() if '"sync"' in line]
+    assert '"result": "missing"' in event and '"consecutive_failures": 1' in event
+    (row,), _runs = registry_state(pg_url)
+    assert row.consecutive_failures == 1 and row.not_before is not None
+    # A new worker process honours the backoff recorded by the last one: nothing to do.
+    again = run_bm(*worker)
+    assert again.returncode == 0 and '"sync"' not in again.stdout
+    (still,), _runs = registry_state(pg_url)
+    assert (still.consecutive_failures, still.not_before) == (1, row.not_before)
+    wait_until(lambda: time.time() > row.not_before + 0.05, "the backoff's end")
+    second = run_bm(*worker)
+    assert '"consecutive_failures": 2' in second.stdout
+    (later,), _runs = registry_state(pg_url)
+    assert later.not_before is not None
+    assert 6.0 <= later.not_before - later.last_started_at <= 8.0 + later.last_duration_s
+    assert entity_paths(pg_url, folder) == {"n0.md", "n1.md", "n2.md"}  # never emptied
+    listing = bm_ok("project", "list", "--db", pg_url)
+    assert "2 failures in a row" in listing and "missing" in listing
+
+
+def test_a_second_worker_on_sqlite_is_refused(tmp_path: Path,
+                                              user_data: dict[str, str]) -> None:
+    folder = make_notes(tmp_path / "solo", 2)
+    bm_ok("project", "add", str(folder), env=user_data)
+    first = WorkerProcess("--interval", "1", env=user_data)
+    first.wait_for(lambda events: any(event["event"] == "sync" for event in events),
+                   "the first worker's sync")
+    second = run_bm("worker", "--once", env=user_data)
+    assert second.returncode == 1
+    assert second.stderr.count("\n") == 1 and "another bm worker" in second.stderr
+    assert f"pid {first.process.pid}" in second.stderr
+    assert first.terminate() == 0
+    assert os.path.exists(Path(user_data["XDG_DATA_HOME"]) / "bm-sync" / "projects.db")

@@ -13,12 +13,11 @@ from tests.helpers_fleet import (
     bm_ok,
     entity_paths,
     make_notes,
-    pg_url,
     registry_state,
     user_data,
 )
 
-__all__ = ["pg_url", "user_data"]  # fixtures
+__all__ = ["user_data"]  # the fixture
 
 
 def registry_file(env: dict[str, str]) -> Path:
@@ -122,14 +121,3 @@ def test_sync_all_fails_for_a_missing_folder_and_keeps_its_rows(
     assert {item["project"]: item["result"] for item in summary["projects"]} == {
         "kept": "ok", "gone": "missing", "emptied": "missing"}
     assert listed(user_data)["gone"]["consecutive_failures"] == 2  # the CLI shows it
-
-
-def test_registry_on_postgresql(tmp_path: Path, pg_url: str) -> None:
-    notes = make_notes(tmp_path / "notes", 4)
-    env = {"BM_DATABASE_URL": pg_url}
-    bm_ok("project", "add", str(notes), "--name", "pg", env=env)
-    assert run_bm("sync", "--all", env=env).returncode == 0
-    assert listed(env)["pg"]["files"] == 4
-    assert entity_paths(pg_url, notes) == {f"n{number}.md" for number in range(4)}
-    bm_ok("project", "remove", "pg", "--yes", env=env)
-    assert entity_paths(pg_url, notes) == set() and listed(env) == {}

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 REGISTRY_FILE = "projects.db"
 # The result of a sync as the registry records it; anything but OK counts as a failure.
 OK, FAILED, MISSING, UNREADABLE, BUSY = "ok", "failed", "missing", "unreadable", "busy"
+REMOVE_WAIT_S = 60.0  # how long `bm project remove` waits for a sync in flight
 
 
 class ProjectError(BmSyncError):
@@ -223,10 +224,22 @@ class Registry:
 
         row = await self.find(name)
         root = Path(row.root_path)
+        await self._take_for_removal(row)
         async with self.engine.begin() as connection:
             deleted = await unregister(connection, row.id, row.root_path, _folder_id(root))
         _remove_versions(root)
         return row, deleted
+
+    async def _take_for_removal(self, row: RegisteredRow) -> None:
+        """Take the project's lease, waiting for a sync in flight to end: rows deleted under a
+        running sync would be written again by it."""
+        deadline = time.monotonic() + REMOVE_WAIT_S
+        while await self.claim(row, worker_id(), time.time(), None, REMOVE_WAIT_S,
+                               ignore_backoff=True) is None:
+            if time.monotonic() > deadline:
+                raise ProjectError(f"{row.name} is being synced by {row.lease_holder}; "
+                                   "try again when that sync ends")
+            await asyncio.sleep(0.2)
 
     async def entity_counts(self) -> dict[str, int]:
         from bm_sync.db.registry import entity_counts

@@ -121,3 +121,47 @@ def test_sync_all_fails_for_a_missing_folder_and_keeps_its_rows(
     assert {item["project"]: item["result"] for item in summary["projects"]} == {
         "kept": "ok", "gone": "missing", "emptied": "missing"}
     assert listed(user_data)["gone"]["consecutive_failures"] == 2  # the CLI shows it
+
+
+def test_remove_waits_for_a_sync_in_flight(tmp_path: Path, user_data: dict[str, str]) -> None:
+    """Rows deleted under a running sync would be written again by it: remove takes the
+    project's lease first, so it waits for the sync holding it to end."""
+    import asyncio
+    import os
+    import subprocess
+    import time
+
+    from bm_sync.projects import OK, Registry, SyncOutcome, sync_all
+    from tests.helpers import BM
+
+    notes = make_notes(tmp_path / "busy", 2)
+    registry_file(user_data).parent.mkdir()
+    registry_url = f"sqlite+aiosqlite:///{registry_file(user_data)}"
+
+    async def sync_then_hold() -> int:
+        async with Registry.open(registry_url) as registry:
+            await registry.add(notes, None)
+            assert [outcome.result async for outcome in sync_all(registry_url, 1)] == [OK]
+            (row,) = await registry.projects()
+            run_id = await registry.claim(row, "other:1:abc", time.time(), None, 120.0)
+            assert run_id is not None
+            return run_id
+
+    async def release(run_id: int) -> None:
+        async with Registry.open(registry_url) as registry:
+            (row,) = await registry.projects()
+            await registry.finish(row, run_id, "other:1:abc", SyncOutcome("busy", "x"), None)
+
+    run_id = asyncio.run(sync_then_hold())
+    remove = subprocess.Popen([*BM, "project", "remove", "busy", "--yes"], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, **user_data})
+    try:
+        remove.wait(timeout=5)  # it would be done by now, had it not waited
+    except subprocess.TimeoutExpired:
+        pass
+    assert remove.poll() is None, remove.communicate()
+    assert entity_paths(registry_url, notes) == {"n0.md", "n1.md"}
+    asyncio.run(release(run_id))
+    assert remove.wait(timeout=60) == 0, remove.communicate()
+    assert entity_paths(registry_url, notes) == set()

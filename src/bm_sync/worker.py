@@ -34,10 +34,10 @@ from bm_sync.projects import (
     ProjectError,
     Registry,
     peak_rss_mb,
-    sync_folder,
     worker_id,
 )
 from bm_sync.schedule import backoff_delay, latest_start, offsets
+from bm_sync.sync_pool import SyncPool
 
 if TYPE_CHECKING:
     from bm_sync.db.registry import RegisteredRow
@@ -103,20 +103,22 @@ class Worker:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.stop)
+            pool = SyncPool(self.concurrency)
+            stack.callback(pool.close)
             async with Registry.open(self.url) as registry, \
                     Leases(registry, self.holder, self.lease_s) as leases:
-                await self._loop(registry, leases)
+                await self._loop(registry, leases, pool)
 
-    async def _loop(self, registry: Registry, leases: Leases) -> None:
+    async def _loop(self, registry: Registry, leases: Leases, pool: SyncPool) -> None:
         started = time.time()
         next_heartbeat = started + self.interval
         while not self._stopping.is_set():
-            claimable = await self._claim_due(registry, leases, started)
+            claimable = await self._claim_due(registry, leases, pool, started)
             if self.once and not claimable and not self._in_flight:
                 break
             now = time.time()
             if now >= next_heartbeat:
-                self._heartbeat()
+                self._heartbeat(pool)
                 next_heartbeat = now + self.interval
             waiting: set[asyncio.Future[Any]] = {
                 asyncio.ensure_future(self._stopping.wait()), *self._in_flight.values()}
@@ -126,7 +128,8 @@ class Worker:
                 pending.cancel()
         await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
-    async def _claim_due(self, registry: Registry, leases: Leases, started: float) -> int:
+    async def _claim_due(self, registry: Registry, leases: Leases, pool: SyncPool,
+                         started: float) -> int:
         """Claim and start every due project there is room for; return how many projects
         were due (claimed or not: with `once`, the worker ends when none is)."""
         try:
@@ -161,14 +164,13 @@ class Worker:
             if run_id is not None:
                 leases.held[row.id] = run_id
                 self._in_flight[row.id] = asyncio.create_task(
-                    self._sync(registry, leases, row, run_id))
+                    self._sync(registry, leases, pool, row, run_id))
         return due_count
 
-    async def _sync(self, registry: Registry, leases: Leases, row: RegisteredRow,
-                    run_id: int) -> None:
+    async def _sync(self, registry: Registry, leases: Leases, pool: SyncPool,
+                    row: RegisteredRow, run_id: int) -> None:
         try:
-            outcome = await sync_folder(row.name, Path(row.root_path), self.url,
-                                        row.last_files)
+            outcome = await pool.sync(row.name, Path(row.root_path), self.url, row.last_files)
             backoff = backoff_delay(row.consecutive_failures + 1, self.interval)
             await registry.finish(row, run_id, self.holder, outcome,
                                   not_before=time.time() + backoff)
@@ -185,10 +187,12 @@ class Worker:
             leases.held.pop(row.id, None)
             self._in_flight.pop(row.id, None)
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, pool: SyncPool) -> None:
+        """`peak_rss_mb`: the worker's own peak plus its sync processes' peaks."""
         self.emit({"event": "heartbeat", "worker": self.holder,
                    "in_flight": len(self._in_flight), "synced": self.counters.synced,
-                   "failed": self.counters.failed, "peak_rss_mb": round(peak_rss_mb(), 1)})
+                   "failed": self.counters.failed,
+                   "peak_rss_mb": round(peak_rss_mb() + pool.peak_rss_mb(), 1)})
 
 
 class _single_worker:  # noqa: N801 (a context manager used like a function)

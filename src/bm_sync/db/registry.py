@@ -1,10 +1,15 @@
 """The registry's SQL: registered projects, their schedule state, leases and worker runs.
 
-Every statement is a short transaction of its own, with no session state (no advisory lock,
-no `SET`, no temporary table, no cursor held across transactions), so a fleet can reach
-PostgreSQL through PgBouncer in transaction pooling mode. Taking a lease is one conditional
-`UPDATE ... RETURNING`: PostgreSQL re-checks the `WHERE` after waiting for a concurrent
-updater's row lock, so of two workers racing for a project exactly one gets a row back.
+Each function here runs in one short transaction (the caller's), with no session state (no
+advisory lock, no `SET`, no temporary table, no cursor held across transactions), so a fleet
+can reach PostgreSQL through PgBouncer in transaction pooling mode. Taking a lease is one
+conditional `UPDATE ... RETURNING`: PostgreSQL re-checks the `WHERE` after waiting for a
+concurrent updater's row lock, so of two workers racing for a project exactly one gets a row
+back.
+
+Lock order, against deadlocks: a transaction touching both tables locks the project's
+`registered_project` row first, then its `worker_run` row (claim, renew, finish, and the
+cascade of a removal all do), and renews several leases in project id order.
 """
 
 from __future__ import annotations
@@ -122,16 +127,16 @@ async def claim(connection: AsyncConnection, registered_id: int, holder: str, no
 async def renew(connection: AsyncConnection, holder: str, leases: dict[int, int],
                 until: float) -> set[int]:
     """Extend `holder`'s leases (registered project id -> run id); the projects still held."""
-    if not leases:
-        return set()
-    held = await connection.execute(
-        update(RegisteredProject)
-        .where(RegisteredProject.id.in_(leases), RegisteredProject.lease_holder == holder)
-        .values(lease_expires_at=until).returning(RegisteredProject.id))
-    kept = {int(row[0]) for row in held}
-    if kept:
-        await connection.execute(update(WorkerRun).where(
-            WorkerRun.id.in_([leases[project] for project in kept])).values(lease_until=until))
+    kept = set()
+    for project in sorted(leases):
+        held = await connection.execute(
+            update(RegisteredProject)
+            .where(RegisteredProject.id == project, RegisteredProject.lease_holder == holder)
+            .values(lease_expires_at=until).returning(RegisteredProject.id))
+        if held.first() is not None:
+            kept.add(project)
+            await connection.execute(update(WorkerRun).where(
+                WorkerRun.id == leases[project]).values(lease_until=until))
     return kept
 
 
@@ -140,8 +145,6 @@ async def finish(connection: AsyncConnection, registered_id: int, run_id: int, h
                  files: int | None, failures: int, not_before: float | None) -> None:
     """Release the lease and record the outcome: `failures` consecutive failures (0 after a
     success) and `not_before` (the backoff's end, or None)."""
-    await connection.execute(update(WorkerRun).where(WorkerRun.id == run_id).values(
-        ended_at=ended_at, result=result))
     values: dict[str, object] = {
         "lease_holder": None, "lease_expires_at": None, "last_result": result,
         "last_error": error, "consecutive_failures": failures, "not_before": not_before,
@@ -151,6 +154,8 @@ async def finish(connection: AsyncConnection, registered_id: int, run_id: int, h
     await connection.execute(update(RegisteredProject).where(
         RegisteredProject.id == registered_id, RegisteredProject.lease_holder == holder)
         .values(**values))
+    await connection.execute(update(WorkerRun).where(WorkerRun.id == run_id).values(
+        ended_at=ended_at, result=result))
 
 
 async def worker_runs(connection: AsyncConnection) -> list[WorkerRunRow]:

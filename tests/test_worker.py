@@ -48,6 +48,15 @@ def runs_per_project(url: str) -> dict[str, int]:
     return counts
 
 
+def running(pid: str) -> bool:
+    """Whether the process runs (a zombie nobody reaped does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def files_on_disk(folder: Path) -> set[str]:
     return {path.name for path in folder.iterdir() if path.suffix == ".md"}
 
@@ -87,29 +96,39 @@ def test_two_workers_share_projects_without_overlap(tmp_path: Path, pg_url: str)
         assert any(event["event"] == "heartbeat" for event in worker.events)
 
 
-def test_killed_workers_projects_are_taken_over_and_converge(tmp_path: Path,
-                                                             pg_url: str) -> None:
-    folders = [make_notes(tmp_path / f"k{number}", 3) for number in range(4)]
+def test_a_worker_killed_mid_sync_is_taken_over_and_projects_converge(
+        tmp_path: Path, pg_url: str) -> None:
+    big = make_notes(tmp_path / "k0", 300)  # its first sync lasts long enough to be killed in
+    folders = [big, *(make_notes(tmp_path / f"k{number}", 3) for number in range(1, 4))]
     register(pg_url, folders)
-    first = WorkerProcess("--db", pg_url, "--interval", "1")
-    first.wait_for(lambda events: len({event["project"] for event in events
-                                       if event["event"] == "sync"}) == 4, "a first cycle")
-    second = WorkerProcess("--db", pg_url, "--interval", "1")
+    first = WorkerProcess("--db", pg_url, "--interval", "1", "--concurrency", "2")
+    lock = big / ".basic-memory" / "lock"
+    pid = first.process.pid
+
+    def syncing_in_a_child() -> bool:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return lock.exists() and lock.read_text() in children
+
+    wait_until(syncing_in_a_child, "the big project's sync in a child process")
+    child = lock.read_text()
     first.kill()
-    killed_at = time.time()
-    for folder in folders:  # changed while the first worker is dead
+    # The child dies with the worker: no sync goes on behind the dead worker's lease.
+    wait_until(lambda: not running(child), "the killed worker's sync process gone")
+    for folder in folders:  # changed while no worker runs
         write(folder, "later.md", "# Later\n")
         (folder / "n0.md").unlink()
+    second = WorkerProcess("--db", pg_url, "--interval", "1")
     wait_until(lambda: all(entity_paths(pg_url, folder) == files_on_disk(folder)
                            for folder in folders), "every project converged")
     assert second.terminate() == 0
 
     _rows, runs = registry_state(pg_url)
-    assert overlaps(runs) == []
-    holders = {run.project_name: run.worker for run in runs if run.started_at > killed_at}
-    assert set(holders) == {folder.name for folder in folders}
-    assert all(entity_paths(pg_url, folder) == files_on_disk(folder) == {
-        "n1.md", "n2.md", "later.md"} for folder in folders)
+    killed = [run for run in runs if run.project_name == "k0" and run.ended_at is None]
+    assert len(killed) == 1  # the run the kill interrupted: it ends with its lease
+    assert overlaps(runs) == []  # the second worker took k0 only once that lease expired
+    assert {run.project_name for run in runs if run.ended_at is not None
+            and run.started_at >= killed[0].lease_until} == {"k0", "k1", "k2", "k3"}
+    assert entity_paths(pg_url, folders[1]) == {"n1.md", "n2.md", "later.md"}
 
 
 def test_an_expired_lease_is_taken_only_after_it_expires(tmp_path: Path, pg_url: str) -> None:

@@ -153,6 +153,8 @@ def sync_all_command(database_url: str | None, json_output: bool, quiet: bool,
         return outcomes
 
     outcomes = asyncio.run(run())
+    if not outcomes and not json_output:
+        print("no projects registered (bm project add PATH)", file=sys.stderr)
     failed = [outcome for outcome in outcomes if not outcome.ok]
     if json_output:
         print(json.dumps({"projects": [outcome.to_json() for outcome in outcomes],
@@ -193,7 +195,9 @@ def _when(timestamp: float) -> str:
 
 def _project_line(item: dict[str, object]) -> str:
     last = item["last_sync"]
-    if isinstance(last, dict):
+    if item["syncing"] and isinstance(last, dict):
+        synced = f"syncing since {_when(last['started_at'])}"
+    elif isinstance(last, dict):
         result = last["result"] if last["result"] is not None else "running"
         took = f"{last['duration_s']:.1f} s" if last["duration_s"] is not None else "-"
         synced = f"last sync {_when(last['started_at'])} ({took}, {result})"

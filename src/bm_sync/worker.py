@@ -200,6 +200,7 @@ class _single_worker:  # noqa: N801 (a context manager used like a function)
     it. Held for the worker's life; released by the kernel if the worker is killed."""
 
     def __init__(self, database: Path) -> None:
+        self.database = database
         self.path = Path(f"{database}.worker-lock")
         self.descriptor: int | None = None
 
@@ -214,9 +215,9 @@ class _single_worker:  # noqa: N801 (a context manager used like a function)
             holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
             os.close(descriptor)
             raise ProjectError(
-                f"another bm worker (pid {holder or '?'}) is running on {self.path.parent / ''}"
-                f"{self.path.name.removesuffix('.worker-lock')}; on SQLite one worker at a "
-                "time (use PostgreSQL for a fleet: docs/deploy.md)") from None
+                f"another bm worker (pid {holder or '?'}) is running on {self.database}; on "
+                "SQLite one worker at a time (use PostgreSQL for a fleet: docs/deploy.md)"
+            ) from None
         os.ftruncate(descriptor, 0)
         os.write(descriptor, str(os.getpid()).encode())
         self.descriptor = descriptor

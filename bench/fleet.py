@@ -7,8 +7,9 @@
    80 MB) and N copies of it, registers them in a fresh PostgreSQL database (`bm project add`).
 2. Reference, in the same run: one copy synced alone (`bm sync PATH --db`), and `bm status` of
    every copy (the no-change reference), as child processes (CPU and peak RSS from wait4).
-3. Starts `bm worker --json` and measures, from its own lines and /proc: the first cycle (all N
-   first syncs: wall time, worker CPU, peak RSS), then `--cycles` no-change cycles (worker CPU
+3. Starts `bm worker --json` and measures, from its own lines and /proc (the worker and its
+   sync processes together): the first cycle (all N first syncs: wall time, CPU, the sum of
+   the processes' peak RSS), then `--cycles` no-change cycles (worker CPU
    per cycle, including its idle polling), and the spread of the starts in each no-change
    cycle (the most starts within any 3-second window, from the recorded worker runs).
 4. SIGTERM, and the worker's exit code.
@@ -43,17 +44,29 @@ BM = [sys.executable, "-m", "bm_sync"]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def family(pid: int) -> list[int]:
+    """The worker and its sync processes (its children, which live as long as it does)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(child) for child in children)]
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """User + system CPU of the worker and its sync processes, from /proc."""
+    total = 0.0
+    for member in family(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """The sum of the peak RSS of the worker and its sync processes."""
+    total = 0.0
+    for member in family(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def make_projects(work: Path, count: int) -> list[Path]:

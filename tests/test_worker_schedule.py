@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import pytest
 
@@ -10,6 +11,7 @@ from bm_sync.schedule import (
     BACKOFF_CAP_S,
     backoff_delay,
     latest_start,
+    least_recently_started,
     most_in_window,
     next_start,
     offsets,
@@ -74,3 +76,22 @@ def test_backoff_is_exponential_with_jitter_and_capped(failures: int, interval: 
     assert all(low <= delay <= high for delay in delays)
     if failures:
         assert len(set(delays)) > 100  # jittered: projects failing together spread out
+
+
+@dataclass
+class Started:
+    name: str
+    last_started_at: float | None
+
+
+@pytest.mark.parametrize(("projects", "order"), [
+    # A fleet's first cycle: the two synced first are due again, the rest never ran.
+    ([("a", 100.0), ("b", 101.0), ("c", None), ("d", None)], ["c", "d", "a", "b"]),
+    ([("a", 300.0), ("b", 100.0), ("c", 200.0)], ["b", "c", "a"]),
+    ([("a", None)], ["a"]),
+    ([], []),
+])
+def test_the_longest_waiting_are_claimed_first(projects: list[tuple[str, float | None]],
+                                               order: list[str]) -> None:
+    rows = [Started(name, started) for name, started in projects]
+    assert [row.name for row in least_recently_started(rows)] == order

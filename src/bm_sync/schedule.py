@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 JITTER_SHARE = 0.1  # the jitter: at most a tenth of one project's slot
 BACKOFF_CAP_S = 3600.0
@@ -73,6 +74,22 @@ def most_in_window(starts: list[float], window: float) -> int:
             first += 1
         most = max(most, last - first + 1)
     return most
+
+
+class _Started(Protocol):
+    @property
+    def last_started_at(self) -> float | None: ...
+
+
+StartedT = TypeVar("StartedT", bound=_Started)
+
+
+def least_recently_started(projects: Sequence[StartedT]) -> list[StartedT]:
+    """The order in which a worker claims due projects when its slots are few: never synced
+    first, then the longest waiting, so projects kept waiting while the slots were busy (a
+    fleet's first cycle) go before one synced a moment ago."""
+    return sorted(projects, key=lambda project: (project.last_started_at is not None,
+                                                 project.last_started_at or 0.0))
 
 
 def backoff_delay(failures: int, interval: float, rng: random.Random | None = None) -> float:

@@ -36,7 +36,7 @@ from bm_sync.projects import (
     peak_rss_mb,
     worker_id,
 )
-from bm_sync.schedule import backoff_delay, latest_start, offsets
+from bm_sync.schedule import backoff_delay, latest_start, least_recently_started, offsets
 from bm_sync.sync_pool import SyncPool
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ class Worker:
         spacing = offsets([row.name for row in rows], self.interval)
         slot = self.interval / len(rows) if rows else self.interval
         due_count = 0
-        for row in rows:
+        for row in least_recently_started(rows):
             if row.id in self._in_flight:
                 continue
             due = (started if self.once else

@@ -131,7 +131,8 @@ def test_remove_waits_for_a_sync_in_flight(tmp_path: Path, user_data: dict[str, 
     import subprocess
     import time
 
-    from bm_sync.projects import OK, Registry, SyncOutcome, sync_all
+    from bm_sync.projects import OK, Registry, SyncOutcome
+    from bm_sync.worker import sync_all
     from tests.helpers import BM
 
     notes = make_notes(tmp_path / "busy", 2)

@@ -6,7 +6,7 @@ Create Date: 2026-11-30
 
 `bm project add` registers folders in `registered_project`; `bm worker` keeps them in sync,
 coordinated through the lease columns, and records each sync in `worker_run`
-(bm_sync.db.fleet_tables, docs/deploy.md).
+(the models in bm_sync.db.models, docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("name", sa.String(), nullable=False, unique=True),
         sa.Column("root_path", sa.String(), nullable=False, unique=True),
-        sa.Column("added_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_started_at", sa.Float(), nullable=True),
         sa.Column("last_duration_s", sa.Float(), nullable=True),
         sa.Column("last_result", sa.String(), nullable=True),

@@ -138,8 +138,8 @@ def sync_all_command(database_url: str | None, json_output: bool, quiet: bool,
     """`bm sync --all`: every registered project once, one line each; exit 1 if any failed."""
     import asyncio
 
-    from bm_sync.projects import SyncOutcome, registry_url, sync_all
-    from bm_sync.worker import default_concurrency
+    from bm_sync.projects import SyncOutcome, registry_url
+    from bm_sync.worker import default_concurrency, sync_all
 
     url = registry_url(database_url)
 

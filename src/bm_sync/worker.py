@@ -22,7 +22,7 @@ import fcntl
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from bm_sync.db.urls import sqlite_file
 from bm_sync.projects import (
+    BUSY,
     Leases,
     ProjectError,
     Registry,
+    SyncOutcome,
     peak_rss_mb,
     worker_id,
 )
@@ -193,6 +195,37 @@ class Worker:
                    "in_flight": len(self._in_flight), "synced": self.counters.synced,
                    "failed": self.counters.failed,
                    "peak_rss_mb": round(peak_rss_mb() + pool.peak_rss_mb(), 1)})
+
+
+async def sync_all(url: str, concurrency: int, lease_s: float = 30.0
+                   ) -> AsyncIterator[SyncOutcome]:
+    """Sync every registered project once, at most `concurrency` at a time, yielding each
+    outcome as it ends. A project a worker is syncing right now is reported busy."""
+    holder = worker_id()
+    async with Registry.open(url) as registry, Leases(registry, holder, lease_s) as leases:
+        rows = await registry.projects()
+        pool = SyncPool(max(1, min(concurrency, len(rows))))
+        slots = asyncio.Semaphore(pool.processes)
+
+        async def one(row: RegisteredRow) -> SyncOutcome:
+            async with slots:
+                run_id = await registry.claim(row, holder, time.time(), None, lease_s,
+                                              ignore_backoff=True)
+                if run_id is None:
+                    return SyncOutcome(row.name, row.root_path, BUSY,
+                                       "a worker is syncing it right now")
+                leases.held[row.id] = run_id
+                outcome = await pool.sync(row.name, Path(row.root_path), url, row.last_files)
+                # A failure here leaves the workers' backoff as it was.
+                await registry.finish(row, run_id, holder, outcome, not_before=row.not_before)
+                del leases.held[row.id]
+                return outcome
+
+        try:
+            for finished in asyncio.as_completed([one(row) for row in rows]):
+                yield await finished
+        finally:
+            pool.close()
 
 
 class _single_worker:  # noqa: N801 (a context manager used like a function)

@@ -20,8 +20,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bm_sync.db.fleet_tables import RegisteredProject, WorkerRun
-from bm_sync.db.models import Entity, Project
+from bm_sync.db.models import Entity, Project, RegisteredProject, WorkerRun
 
 
 @dataclass(frozen=True, slots=True)

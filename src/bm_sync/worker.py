@@ -8,6 +8,7 @@ the sync runs (`projects.Leases`) and released when it ends. A worker killed wit
 leaves leases that expire after `lease_s` (one interval), after which the project's next slot
 goes to another worker: taken over within two intervals.
 
+The syncs run in child processes (`bm_sync.sync_pool`), at most `concurrency` at once.
 SIGTERM (or Ctrl-C) stops claiming, lets the syncs in flight finish and exits 0.
 
 On SQLite one worker is the supported shape (SQLite has one writer at a time and no server

@@ -49,6 +49,10 @@ from bm_sync.cli_search import register as register_search  # noqa: E402
 
 register_search(app)
 
+from bm_sync.cli_projects import register as register_projects  # noqa: E402
+
+register_projects(app)
+
 PathArgument = Annotated[
     Path, typer.Argument(help="The notes folder (default: the current directory).")
 ]
@@ -169,6 +173,9 @@ def sync(
     ] = False,
     full_hash_max_mb: FullHashOption = 64.0,
     partial_hash_max_mb: PartialHashOption = None,
+    all_projects: Annotated[bool, typer.Option(
+        "--all", help="Sync every registered project (bm project list) once; exit 1 if any "
+                      "could not be synced.")] = False,
 ) -> None:
     """Apply every change to the entity database, then record the new state."""
     import asyncio
@@ -176,6 +183,11 @@ def sync(
     from bm_sync.sync import SyncEngine
     from bm_sync.versions import VersionPolicy
 
+    if all_projects:
+        from bm_sync.cli_projects import sync_all_command
+
+        sync_all_command(database_url, json_output, quiet)
+        return
     policy = _policy(full_hash_max_mb, partial_hash_max_mb)
     root = _notes_root(path)  # a usage error for a missing folder, before anything else
     show_progress = not (quiet or json_output) and sys.stderr.isatty()

@@ -1,0 +1,268 @@
+"""`bm worker`: keep every registered project in sync, alone or as one of a fleet.
+
+Each loop turn (every `poll_s`, or as soon as a sync ends) the worker reads the registry, so
+projects added or removed while it runs are picked up, and claims the projects that are due
+(`bm_sync.schedule`), not backing off and not leased by another worker, up to its concurrency.
+A claim is one conditional UPDATE (`bm_sync.db.registry.claim`); the lease is renewed while
+the sync runs (`projects.Leases`) and released when it ends. A worker killed with SIGKILL
+leaves leases that expire after `lease_s` (one interval), after which the project's next slot
+goes to another worker: taken over within two intervals.
+
+The syncs run in child processes (`bm_sync.sync_pool`), at most `concurrency` at once.
+SIGTERM (or Ctrl-C) stops claiming, lets the syncs in flight finish and exits 0.
+
+On SQLite one worker is the supported shape (SQLite has one writer at a time and no server
+to coordinate through): the worker holds an exclusive lock on `<database>.worker-lock`, and a
+second one refuses with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bm_sync.db.urls import sqlite_file
+from bm_sync.projects import (
+    BUSY,
+    Leases,
+    ProjectError,
+    Registry,
+    SyncOutcome,
+    peak_rss_mb,
+    worker_id,
+)
+from bm_sync.schedule import backoff_delay, latest_start, least_recently_started, offsets
+from bm_sync.sync_pool import SyncPool
+
+if TYPE_CHECKING:
+    from bm_sync.db.registry import RegisteredRow
+
+# The memory budget of one worker process (the spec's 500 MB), what the process costs before
+# it syncs anything (interpreter, SQLAlchemy, asyncpg) and what one sync of a tenant-sized
+# project adds at its peak (docs/benchmarks.md, "Fleet"): the default concurrency keeps
+# BASE + N * PER_SYNC within the budget, and N no larger than the CPUs.
+MEMORY_BUDGET_MB = 500
+BASE_MB = 100
+PER_SYNC_MB = 100
+MIN_LEASE_S = 2.0
+MAX_LEASE_S = 60.0
+
+Emit = Callable[[dict[str, object]], None]
+
+
+def default_concurrency(url: str) -> int:
+    """On SQLite one sync at a time (one writer); else what the memory budget and CPUs allow."""
+    if sqlite_file(url) is not None:
+        return 1
+    by_memory = (MEMORY_BUDGET_MB - BASE_MB) // PER_SYNC_MB
+    return max(1, min(os.cpu_count() or 1, by_memory))
+
+
+def lease_seconds(interval: float) -> float:
+    """One interval, within [MIN_LEASE_S, MAX_LEASE_S]: renewed every quarter of it."""
+    return min(MAX_LEASE_S, max(MIN_LEASE_S, interval))
+
+
+@dataclass
+class WorkerCounters:
+    synced: int = 0
+    failed: int = 0
+
+
+class Worker:
+    """One `bm worker` process. `emit` receives each log event (sync, heartbeat, error)."""
+
+    def __init__(self, url: str, emit: Emit, *, interval: float = 30.0,
+                 concurrency: int | None = None, once: bool = False) -> None:
+        self.url = url
+        self.emit = emit
+        self.interval = interval
+        self.concurrency = concurrency or default_concurrency(url)
+        self.once = once
+        self.holder = worker_id()
+        self.lease_s = lease_seconds(interval)
+        self.poll_s = min(1.0, interval / 4)
+        self.counters = WorkerCounters()
+        self._stopping = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Until SIGTERM (or, with `once`, until every project was synced once)."""
+        with ExitStack() as stack:
+            database = sqlite_file(self.url)
+            if database is not None:
+                stack.enter_context(_single_worker(database))
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.stop)
+            pool = SyncPool(self.concurrency)
+            stack.callback(pool.close)
+            async with Registry.open(self.url) as registry, \
+                    Leases(registry, self.holder, self.lease_s) as leases:
+                await self._loop(registry, leases, pool)
+
+    async def _loop(self, registry: Registry, leases: Leases, pool: SyncPool) -> None:
+        started = time.time()
+        next_heartbeat = started + self.interval
+        while not self._stopping.is_set():
+            claimable = await self._claim_due(registry, leases, pool, started)
+            if self.once and not claimable and not self._in_flight:
+                break
+            now = time.time()
+            if now >= next_heartbeat:
+                self._heartbeat(pool)
+                next_heartbeat = now + self.interval
+            waiting: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(self._stopping.wait()), *self._in_flight.values()}
+            await asyncio.wait(waiting, timeout=self.poll_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for pending in waiting - set(self._in_flight.values()):
+                pending.cancel()
+        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def _claim_due(self, registry: Registry, leases: Leases, pool: SyncPool,
+                         started: float) -> int:
+        """Claim and start every due project there is room for; return how many projects
+        were due (claimed or not: with `once`, the worker ends when none is)."""
+        try:
+            rows = await registry.projects()
+        except Exception as error:  # the database is away: say so, try again next turn
+            self.emit({"event": "error", "error": _first_line(error)})
+            return 1
+        now = time.time()
+        spacing = offsets([row.name for row in rows], self.interval)
+        slot = self.interval / len(rows) if rows else self.interval
+        due_count = 0
+        for row in least_recently_started(rows):
+            if row.id in self._in_flight:
+                continue
+            due = (started if self.once else
+                   latest_start(row.name, spacing[row.name], slot, self.interval, now))
+            if row.last_started_at is not None and row.last_started_at >= due:
+                continue
+            if row.not_before is not None and row.not_before > now:
+                continue
+            if row.lease_holder is not None and (row.lease_expires_at or 0) >= now:
+                due_count += self.once  # another worker's: --once waits for it to end
+                continue
+            due_count += 1
+            if len(self._in_flight) >= self.concurrency:
+                continue
+            try:
+                run_id = await registry.claim(row, self.holder, time.time(), due, self.lease_s)
+            except Exception as error:
+                self.emit({"event": "error", "error": _first_line(error)})
+                continue
+            if run_id is not None:
+                leases.held[row.id] = run_id
+                self._in_flight[row.id] = asyncio.create_task(
+                    self._sync(registry, leases, pool, row, run_id))
+        return due_count
+
+    async def _sync(self, registry: Registry, leases: Leases, pool: SyncPool,
+                    row: RegisteredRow, run_id: int) -> None:
+        try:
+            outcome = await pool.sync(row.name, Path(row.root_path), self.url, row.last_files)
+            backoff = backoff_delay(row.consecutive_failures + 1, self.interval)
+            await registry.finish(row, run_id, self.holder, outcome,
+                                  not_before=time.time() + backoff)
+            self.counters.synced += 1
+            self.counters.failed += not outcome.ok
+            event = outcome.to_json()
+            if not outcome.ok:
+                event["consecutive_failures"] = row.consecutive_failures + 1
+                event["retry_in_s"] = round(backoff, 1)
+            self.emit(event)
+        except Exception as error:  # the registry is away: the lease expires, others retry
+            self.emit({"event": "error", "project": row.name, "error": _first_line(error)})
+        finally:
+            leases.held.pop(row.id, None)
+            self._in_flight.pop(row.id, None)
+
+    def _heartbeat(self, pool: SyncPool) -> None:
+        """`peak_rss_mb`: the worker's own peak plus its sync processes' peaks."""
+        self.emit({"event": "heartbeat", "worker": self.holder,
+                   "in_flight": len(self._in_flight), "synced": self.counters.synced,
+                   "failed": self.counters.failed,
+                   "peak_rss_mb": round(peak_rss_mb() + pool.peak_rss_mb(), 1)})
+
+
+async def sync_all(url: str, concurrency: int, lease_s: float = 30.0
+                   ) -> AsyncIterator[SyncOutcome]:
+    """Sync every registered project once, at most `concurrency` at a time, yielding each
+    outcome as it ends. A project a worker is syncing right now is reported busy."""
+    holder = worker_id()
+    async with Registry.open(url) as registry, Leases(registry, holder, lease_s) as leases:
+        rows = await registry.projects()
+        pool = SyncPool(max(1, min(concurrency, len(rows))))
+        slots = asyncio.Semaphore(pool.processes)
+
+        async def one(row: RegisteredRow) -> SyncOutcome:
+            async with slots:
+                run_id = await registry.claim(row, holder, time.time(), None, lease_s,
+                                              ignore_backoff=True)
+                if run_id is None:
+                    return SyncOutcome(row.name, row.root_path, BUSY,
+                                       "a worker is syncing it right now")
+                leases.held[row.id] = run_id
+                outcome = await pool.sync(row.name, Path(row.root_path), url, row.last_files)
+                # A failure here leaves the workers' backoff as it was.
+                await registry.finish(row, run_id, holder, outcome, not_before=row.not_before)
+                del leases.held[row.id]
+                return outcome
+
+        try:
+            for finished in asyncio.as_completed([one(row) for row in rows]):
+                yield await finished
+        finally:
+            pool.close()
+
+
+class _single_worker:  # noqa: N801 (a context manager used like a function)
+    """An exclusive lock on `<database>.worker-lock`; `ProjectError` if another worker has
+    it. Held for the worker's life; released by the kernel if the worker is killed."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.path = Path(f"{database}.worker-lock")
+        self.descriptor: int | None = None
+
+    def __enter__(self) -> None:
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise ProjectError(f"cannot open {self.path}: {error.strerror or error}") from error
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
+            os.close(descriptor)
+            raise ProjectError(
+                f"another bm worker (pid {holder or '?'}) is running on {self.database}; on "
+                "SQLite one worker at a time (use PostgreSQL for a fleet: docs/deploy.md)"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, str(os.getpid()).encode())
+        self.descriptor = descriptor
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+            self.descriptor = None
+
+
+def _first_line(error: BaseException) -> str:
+    from bm_sync.db.engine import first_line
+
+    return first_line(error)

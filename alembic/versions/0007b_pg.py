@@ -1,7 +1,7 @@
 """Drop ix_entity_project_file_path: the unique constraint on the same columns is an index
 
 Revision ID: 0007b
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-30
 
 `uq_entity_project_file_path` (project_id, file_path) is backed by a unique index on both
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0007b"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

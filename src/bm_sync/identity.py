@@ -7,10 +7,18 @@ id and keeps its entity ids and history; the row's recorded root follows the fol
 (`cp -a notes notes2`) carries the original's id too: when the row's recorded root still
 exists and its own index holds the same id, the copy is another folder, and gets a fresh id
 and a project of its own (synced as new).
+
+The row also keeps the identity (device and inode) of the folder first synced under that id
+(`folder_identity`). A folder with that identity is the original wherever it now is, even when
+a copy synced first and took the project (`mv notes n2; cp -a n2 copy; bm sync copy; bm sync
+n2`): the original reclaims it, and the copy is told apart at its next sync. A folder with
+another identity keeps the id when the recorded root is gone (restored from a backup, moved
+to another file system), as before.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +47,25 @@ def recorded_id(snapshot: IndexSnapshot | None) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def folder_identity(folder: Path) -> str | None:
+    """`DEV:INODE` of a folder (None if it cannot be looked at): what stays the same when a
+    folder is renamed or moved within its file system, and differs for a copy."""
+    try:
+        found = os.stat(folder)
+    except OSError:
+        return None
+    return f"{found.st_dev}:{found.st_ino}"
+
+
 def identify(root: Path, index_id: str | None, stored: StoredState) -> Identity:
     """The folder's identity among the rows `stored` found (see the module doc)."""
     by_id, by_root = stored.by_id, stored.by_root
     copy_of = None
     if index_id is not None and by_id is not None:
         recorded_root = Path(by_id.root_path)
-        if (recorded_root == root or _same_folder(recorded_root, root)
+        original = by_id.root_identity is not None and (
+            by_id.root_identity == folder_identity(root))
+        if (recorded_root == root or original or _same_folder(recorded_root, root)
                 or not _holds_id(recorded_root, index_id)):
             return Identity(index_id, by_id)
         copy_of = recorded_root

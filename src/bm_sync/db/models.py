@@ -31,7 +31,8 @@ class Project(Base):
     """One notes folder. `uuid` is its identity, also recorded in the folder's index (so a
     moved folder keeps its project: `bm_sync.identity`). `index_token` is also written into
     the index, so that a sync notices a database that is not the one the index was recorded
-    against. `root_path` is where the folder was last synced."""
+    against. `root_path` is where the folder was last synced, `root_identity` the device and
+    inode of the folder first synced as this project (a copy has other ones)."""
 
     __tablename__ = "project"
     __table_args__ = (Index("ix_project_uuid", "uuid", unique=True),)
@@ -40,6 +41,7 @@ class Project(Base):
     uuid: Mapped[str | None] = mapped_column(String, nullable=True)
     name: Mapped[str] = mapped_column(String, nullable=False)
     root_path: Mapped[str] = mapped_column(String, nullable=False, unique=True)
+    root_identity: Mapped[str | None] = mapped_column(String, nullable=True)
     index_token: Mapped[str | None] = mapped_column(String, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bm_sync.db.batches import chunks
 from bm_sync.db.models import FileChange, Project, SyncFailure, SyncRun
+from bm_sync.identity import folder_identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,22 +56,30 @@ async def claim_project(session: AsyncSession, root: Path, project_uuid: str,
                         row_id: int | None) -> ProjectRow:
     """The project row `row_id` (else the one at `root`, else a new one with `project_uuid`),
     now recorded at `root`: a moved folder takes its row along. A row without an id (made
-    before ids existed) gets `project_uuid`."""
+    before ids existed) gets `project_uuid`.
+
+    `root_identity` is the folder's device and inode when the row is made (or first seen
+    without one), and never changes after: it names the original folder, which can reclaim
+    the row from a copy that took it while the original was out of sight (`bm_sync.identity`).
+    """
     project = await session.get(Project, row_id) if row_id is not None else None
     if project is None:
         project = await session.scalar(select(Project).where(Project.root_path == str(root)))
     if project is None:
-        project = Project(name=root.name or str(root), root_path=str(root), uuid=project_uuid)
+        project = Project(name=root.name or str(root), root_path=str(root), uuid=project_uuid,
+                          root_identity=folder_identity(root))
         session.add(project)
         await session.flush()
         return ProjectRow(project.id, project_uuid, project.index_token, project.updated_at)
     if project.root_path != str(root):
         await _vacate_root(session, root, project.id)
-    if project.root_path != str(root) or project.uuid is None:
+    if project.root_path != str(root) or project.uuid is None or project.root_identity is None:
         # `updated_at` stays: it says when the last sync completed (the sweep's cutoff).
         await session.execute(update(Project).where(Project.id == project.id).values(
             root_path=str(root), name=root.name or str(root),
-            uuid=project.uuid or project_uuid, updated_at=Project.updated_at))
+            uuid=project.uuid or project_uuid,
+            root_identity=project.root_identity or folder_identity(root),
+            updated_at=Project.updated_at))
     return ProjectRow(project.id, project.uuid or project_uuid, project.index_token,
                       project.updated_at)
 

@@ -242,8 +242,9 @@ def read_state(query: Query, project_id: int, sqlite: bool) -> SearchState:
 
 
 async def read_search_state(url: str, project_id: int) -> SearchState:
-    """`read_state` through the stdlib driver for a SQLite file, SQLAlchemy otherwise."""
-    from bm_sync.db.urls import sqlite_file
+    """`read_state` through the stdlib driver for a SQLite file, asyncpg itself for
+    PostgreSQL (a no-change sync must not pay SQLAlchemy's import), SQLAlchemy otherwise."""
+    from bm_sync.db.urls import POSTGRES_ASYNC, sqlite_file
 
     path = sqlite_file(url)
     if path is not None:
@@ -252,7 +253,25 @@ async def read_search_state(url: str, project_id: int) -> SearchState:
             return read_state(_stdlib_query(connection), project_id, True)
         finally:
             connection.close()
+    if url.startswith(POSTGRES_ASYNC):
+        return await _read_postgres_state(url, project_id)
     return await run_on_engine(url, lambda query: read_state(query, project_id, False))
+
+
+async def _read_postgres_state(url: str, project_id: int) -> SearchState:
+    import asyncpg  # type: ignore[import-untyped]
+
+    from bm_sync.db.urls import postgres_connect_arguments
+
+    connection = await asyncpg.connect(**postgres_connect_arguments(url))
+    try:
+        documents = await connection.fetchval(
+            "SELECT count(*) FROM search_text WHERE project_id = $1", project_id)
+    except asyncpg.PostgresError as error:  # a dropped table
+        return SearchState(damaged=f"the search index cannot be read ({_line(error)})")
+    finally:
+        await connection.close()
+    return SearchState(int(documents))
 
 
 # -- reads ------------------------------------------------------------------------------------

@@ -21,11 +21,17 @@ from bm_sync.db.urls import POSTGRES_ASYNC, postgres_connect_arguments, sqlite_f
 Query = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
 
 UUID_REVISION = "0006"  # the first revision whose project rows carry an id
+ROOT_IDENTITY_REVISION = "0007"  # ... and the device and inode of their original folder
 REVISION_SQL = "SELECT version_num FROM alembic_version"
-PROJECT_BY_ID_SQL = "SELECT id, uuid, root_path, index_token FROM project WHERE uuid = :uuid"
-PROJECT_BY_ROOT_SQL = ("SELECT id, uuid, root_path, index_token FROM project "
+PROJECT_BY_ID_SQL = ("SELECT id, uuid, root_path, index_token, root_identity FROM project "
+                     "WHERE uuid = :uuid")
+PROJECT_BY_ROOT_SQL = ("SELECT id, uuid, root_path, index_token, root_identity FROM project "
                        "WHERE root_path = :root")
-PROJECT_BY_ROOT_BEFORE_UUID_SQL = ("SELECT id, NULL, root_path, index_token FROM project "
+PROJECT_BY_ID_BEFORE_ROOT_IDENTITY_SQL = ("SELECT id, uuid, root_path, index_token, NULL "
+                                          "FROM project WHERE uuid = :uuid")
+PROJECT_BY_ROOT_BEFORE_ROOT_IDENTITY_SQL = ("SELECT id, uuid, root_path, index_token, NULL "
+                                            "FROM project WHERE root_path = :root")
+PROJECT_BY_ROOT_BEFORE_UUID_SQL = ("SELECT id, NULL, root_path, index_token, NULL FROM project "
                                    "WHERE root_path = :root")
 ENTITY_COUNT_SQL = "SELECT count(*) FROM entity WHERE project_id = :project_id"
 FAILURES_SQL = ("SELECT file_path, content_id, count, last_failed_at FROM sync_failure "
@@ -53,6 +59,7 @@ class StoredProject:
     token: str | None
     entity_count: int = 0
     failures: dict[str, RecordedFailure] = field(default_factory=dict)
+    root_identity: str | None = None  # `DEV:INODE` of its original folder (bm_sync.identity)
 
 
 @dataclass(frozen=True)
@@ -92,12 +99,16 @@ def _read(has_revision_table: bool, root: Path, project_uuid: str | None) -> Rea
     revision_row = yield REVISION_SQL, {}
     revision = str(revision_row[0][0]) if revision_row else None
     has_uuid = revision is not None and revision >= UUID_REVISION
-    by_id = ((yield from _project(PROJECT_BY_ID_SQL, {"uuid": project_uuid}))
+    has_identity = revision is not None and revision >= ROOT_IDENTITY_REVISION
+    by_id = ((yield from _project(PROJECT_BY_ID_SQL if has_identity
+                                  else PROJECT_BY_ID_BEFORE_ROOT_IDENTITY_SQL,
+                                  {"uuid": project_uuid}))
              if project_uuid and has_uuid else None)
     if by_id is not None and by_id.root_path == str(root):
         by_root: StoredProject | None = by_id
     else:
-        by_root = yield from _project(PROJECT_BY_ROOT_SQL if has_uuid
+        by_root = yield from _project(PROJECT_BY_ROOT_SQL if has_identity
+                                      else PROJECT_BY_ROOT_BEFORE_ROOT_IDENTITY_SQL if has_uuid
                                       else PROJECT_BY_ROOT_BEFORE_UUID_SQL, {"root": str(root)})
     return StoredState(revision=revision, by_id=by_id, by_root=by_root)
 
@@ -108,12 +119,13 @@ def _project(sql: str, parameters: dict[str, object]
     rows = yield sql, parameters
     if not rows:
         return None
-    project_id, project_uuid, root_path, token = rows[0]
+    project_id, project_uuid, root_path, token, root_identity = rows[0]
     ((count,),) = yield ENTITY_COUNT_SQL, {"project_id": project_id}
     failure_rows = yield FAILURES_SQL, {"project_id": project_id}
     failures = {path: RecordedFailure(content_id, failed, last)
                 for path, content_id, failed, last in failure_rows}
-    return StoredProject(project_id, project_uuid, root_path, token, count, failures)
+    return StoredProject(project_id, project_uuid, root_path, token, count, failures,
+                         root_identity)
 
 
 def _drive(reading: Reading, query: Query) -> StoredState:

@@ -18,6 +18,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from bm_sync.changes import ChangeKind
+from bm_sync.cli_watch import register as register_watch
 from bm_sync.detector import STATE_DIR, Detector, StatusReport
 from bm_sync.errors import BmSyncError, DatabaseUrlInvalid, NotAFolder, PathOutsideRoot
 from bm_sync.hashing import MIB, HashPolicy
@@ -39,6 +40,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},  # -h everywhere, as in git
     help="Keep a knowledge base's entity database in step with its folder of notes.",
 )
+register_watch(app)
 
 PathArgument = Annotated[
     Path, typer.Argument(help="The notes folder (default: the current directory).")

@@ -190,7 +190,6 @@ class SyncEngine:
         """
         from bm_sync.watching import Watcher
 
-        self.wait = True  # the folder lock is taken per batch: `bm sync`/`restore` go between
         return Watcher(self, debounce_ms=debounce_ms, rescan_minutes=rescan_minutes,
                        poll_seconds=poll_seconds, on_change=on_change, on_ready=on_ready,
                        on_warning=on_warning, stop=stop).run()

@@ -16,7 +16,8 @@ renames and deletes; only the end state counts).
   cookie that does not come back, `flush`) is one warning and a full scan. A jittered full
   reconcile also runs every `rescan_minutes`; it is silent unless it finds something.
 - **Locks**: `watch.lock` for the watcher's life (one watcher per folder); the folder lock
-  per batch (waiting), so `bm sync`, `bm restore` and `bm prune` interleave between batches.
+  per batch (waited for without blocking the event loop), so `bm sync`, `bm restore` and
+  `bm prune` interleave between batches.
 - **Root identity**: the root's (st_dev, st_ino) is checked before every batch and answer; a
   root moved, deleted or replaced raises `WatchStopped` (nothing sensible can go on).
 - **fsmonitor** (`fsmonitor.py`): answers other processes' `status` and `sync` from the dirty
@@ -35,10 +36,11 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from bm_sync.changes import StatusReport
-from bm_sync.errors import BmSyncError, IndexCorrupt
+from bm_sync.errors import BmSyncError, IndexCorrupt, SyncLocked
 from bm_sync.events import EventSource, open_source
 from bm_sync.inotify import watch_limit_message
 from bm_sync.lock import WatchLock
@@ -56,6 +58,7 @@ HEARTBEAT_TIMEOUT_S = 2.0
 COOKIE_TIMEOUT_S = 1.0
 POLL_MIN_S, POLL_MAX_S = 5.0, 600.0
 RETRY_MAX_S = 60.0
+LOCK_RETRY_MIN_S, LOCK_RETRY_MAX_S = 0.02, 0.5
 
 _log = logging.getLogger("bm_sync.watch")
 
@@ -285,8 +288,30 @@ class Watcher:
             pass
         self._lost = self._lost or "the last batch failed"
 
+    @asynccontextmanager
+    async def _folder_lock(self) -> AsyncIterator[None]:
+        """The folder lock, waited for without blocking the event loop (a `bm restore` may
+        hold it for a while, and the fsmonitor answers must go on meanwhile). The engine's
+        own `hold` inside is then re-entrant."""
+        lock = self.engine.detector.lock
+        delay = LOCK_RETRY_MIN_S
+        while True:
+            holding = lock.hold(wait=False)
+            try:
+                holding.__enter__()
+            except SyncLocked:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LOCK_RETRY_MAX_S)
+                continue
+            try:
+                yield
+            finally:
+                holding.__exit__(None, None, None)
+            return
+
     async def _sync(self, paths: set[bytes]) -> SyncReport:
-        report = await self.engine.sync(on_change=self.on_change, paths=sorted(paths))
+        async with self._folder_lock():
+            report = await self.engine.sync(on_change=self.on_change, paths=sorted(paths))
         self._seq += 1
         self._failing -= paths
         self._remember_failures(report)
@@ -298,7 +323,8 @@ class Watcher:
         self._healthy = False
         self._instance = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        report = await self.engine.sync(on_change=self.on_change)
+        async with self._folder_lock():
+            report = await self.engine.sync(on_change=self.on_change)
         self._seq += 1
         self._failing = set()
         self._remember_failures(report)

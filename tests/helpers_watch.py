@@ -26,10 +26,11 @@ class WatchProcess:
     wrote there."""
 
     def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None,
-                 debounce_ms: int = 100) -> None:
+                 debounce_ms: int = 100, prefix: tuple[str, ...] = ()) -> None:
         self.root = root
         self.process = subprocess.Popen(
-            [*ENTRY, "watch", str(root), "--json", "--debounce-ms", str(debounce_ms), *args],
+            [*prefix, *ENTRY, "watch", str(root), "--json", "--debounce-ms", str(debounce_ms),
+             *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})})
         self.lines: list[dict[str, Any]] = []

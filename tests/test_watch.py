@@ -258,6 +258,29 @@ def test_polling_mode_applies_changes_and_says_so(notes: Path) -> None:
         assert watcher.terminate() == 0
 
 
+@pytest.mark.parametrize(("limit", "when"), [(3, "at start"), (6, "at run time")])
+def test_the_inotify_watch_limit_switches_to_polling(notes: Path, limit: int, when: str) -> None:
+    """In a user namespace of its own, the watcher gets room for `limit` watches: 3 is less
+    than the cookie folder, the root and its 3 folders; 6 leaves 1 spare, and `mkdir -p` of 3
+    more reaches it at run time. The limit is per user namespace: nothing outside the test is
+    touched."""
+    if subprocess.run(["unshare", "-U", "-r", "true"]).returncode != 0:
+        pytest.fail("unprivileged user namespaces are needed for this test (unshare -U -r)")
+    _synced(notes, "a/1.md", "b/2.md", "c/3.md")
+    limited = ("unshare", "-U", "-r", "sh", "-c",
+               f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"', "sh")
+    with WatchProcess(notes, "--poll-seconds", "0.2", prefix=limited).wait_ready() as watcher:
+        if when == "at run time":
+            (notes / "new" / "x" / "y").mkdir(parents=True)
+        warning = watcher.wait_warning("inotify watch limit reached")
+        assert f"fs.inotify.max_user_watches = {limit})" in warning and "polling" in warning
+        write(notes, "new/x/y/deep.md", NOTE, old=False)
+        watcher.wait_batch(lambda report: "new/x/y/deep.md" in report["added"],
+                           "a note below the limit, found by polling")
+        assert watcher.terminate() == 0
+    _clean(notes)
+
+
 @pytest.mark.parametrize("how", ["console entry", "library"])
 def test_bm_sync_under_a_watcher_is_the_watchers_batch(notes: Path, how: str) -> None:
     _synced(notes, "a.md")

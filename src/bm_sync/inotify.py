@@ -46,11 +46,16 @@ ROOT_GONE = "the watched folder was moved or deleted"
 
 
 def watch_limit_message() -> str:
-    try:
-        with open("/proc/sys/fs/inotify/max_user_watches", encoding="ascii") as limit:
-            value = limit.read().strip()
-    except OSError:
-        value = "?"
+    """The limit in force for this process: its user namespace's (the same value as the
+    sysctl in the initial namespace)."""
+    value = "?"
+    for source in ("/proc/sys/user/max_inotify_watches", "/proc/sys/fs/inotify/max_user_watches"):
+        try:
+            with open(source, encoding="ascii") as limit:
+                value = limit.read().strip()
+            break
+        except OSError:
+            continue
     return f"inotify watch limit reached (fs.inotify.max_user_watches = {value})"
 
 

@@ -130,11 +130,17 @@ class Watcher:
         try:
             self._source, self._polling = open_source(self.root, max_pending=MAX_BATCH_PATHS)
             if self._source is not None:
-                # Armed before the reconcile: a change during it is already queued.
-                self._source.start(self._wake.set)
+                try:  # armed before the reconcile: a change during it is already queued
+                    self._source.start(self._wake.set)
+                except OSError as error:
+                    self._source.close()
+                    self._source, self._polling = None, f"file events unavailable: {error}"
             yield await self._full_sync()
             if self._source is not None:
-                server = await fsmonitor.serve(self)
+                try:
+                    server = await fsmonitor.serve(self)
+                except OSError as error:  # watching still works; other commands just scan
+                    self._warn(f"no fast path for bm status: {error}")
             if self._polling is not None:
                 self._start_polling(self._polling)
             if self.on_ready is not None:
@@ -168,7 +174,11 @@ class Watcher:
                 await self._heartbeat()
                 continue
             if work in ("rescan", "poll"):
-                report = await self._full_sync()
+                try:
+                    report = await self._full_sync()
+                except Exception as error:  # as in _apply_batch
+                    await self._after_failure(error)
+                    continue
                 if work == "rescan" and report.change_count:
                     self._warn(f"rescan found {report.change_count} changes the watcher missed")
                 if _has_news(report):
@@ -262,7 +272,7 @@ class Watcher:
             else:
                 self._in_flight = paths
                 report = await self._sync(paths)
-        except BmSyncError as error:
+        except Exception as error:  # a long-running watcher outlives a bad batch
             for request in requests:
                 if not request.done():
                     request.set_exception(error)
@@ -276,11 +286,14 @@ class Watcher:
                 request.set_result(report)
         return report
 
-    async def _after_failure(self, error: BmSyncError) -> None:
+    async def _after_failure(self, error: Exception) -> None:
         """A batch that raised: one warning, then (after a pause that grows while it keeps
-        failing, e.g. an unreachable database) a full scan."""
+        failing, e.g. an unreachable database) a full scan. Errors of our own are one line
+        already; anything else is named by its type."""
         self._retry_s = min(max(self._retry_s * 2, 1.0), RETRY_MAX_S)
-        self._warn(f"sync failed: {error}; retrying with a full scan in {self._retry_s:.0f} s")
+        reason = str(error) if isinstance(error, BmSyncError) else (
+            f"{type(error).__name__}: {error}")
+        self._warn(f"sync failed: {reason}; retrying with a full scan in {self._retry_s:.0f} s")
         self._healthy = False
         try:
             await asyncio.wait_for(self.stop.wait(), self._retry_s)
@@ -345,7 +358,7 @@ class Watcher:
         self._polling = why
         self._healthy = False
         self._next_poll = time.monotonic() + self._poll_s
-        self._warn(f"polling every {self._poll_s:.0f} s: {why}")
+        self._warn(f"polling every {self._poll_s:.3g} s: {why}")
 
     async def _heartbeat(self) -> None:
         self._next_heartbeat = time.monotonic() + _jitter(HEARTBEAT_S)
@@ -456,8 +469,8 @@ class Watcher:
         self._wake.set()
         try:
             report = await done
-        except BmSyncError as error:
-            return self._trivial(str(error))
+        except Exception as error:  # the loop has warned; the client syncs itself
+            return self._trivial(f"{type(error).__name__}: {error}")
         # A batch counts only the files it examined: say how many are unchanged in all.
         report.unchanged = max(self._tracked_files() - len(report.added)
                                - len(report.modified) - len(report.moved), 0)

@@ -138,6 +138,24 @@ def test_a_folder_rename_is_moves_in_one_batch_and_folders_in_and_out(notes: Pat
     _clean(notes)
 
 
+def test_a_big_folder_moved_in_is_one_batch_not_lost_history(notes: Path) -> None:
+    """1,100 files in a folder moved in are one reported path (the folder), not 1,100 paths
+    over the 1,000-path limit: no warning, one batch."""
+    _synced(notes, "a.md")
+    outside = Path(tempfile.mkdtemp(prefix="bm-outside-"))
+    try:
+        for number in range(1100):
+            (outside / f"f{number:04}.txt").write_bytes(b"x")
+        with WatchProcess(notes).wait_ready() as watcher:
+            outside.rename(notes / "imported")
+            report = watcher.wait_batch(lambda report: report["added"], "the imported folder")
+            assert len(report["added"]) == 1100
+            assert watcher.terminate() == 0
+            assert not [line for line in watcher.stderr if "more than" in line]
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
 def test_a_hidden_folder_above_the_root_hides_nothing(notes: Path) -> None:
     """basic-memory #798: only paths below the root are filtered."""
     root = notes / ".hidden" / ".venv" / "notes"

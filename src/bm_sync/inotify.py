@@ -140,10 +140,11 @@ class InotifyWatch:
         return descriptor
 
     def add_tree(self, folder: bytes, *, report: bool = True) -> None:
-        """Watch `folder` and every folder below it; with `report`, every entry found joins
-        the pending paths (it may have appeared before its folder was watched)."""
+        """Watch `folder` and every folder below it. With `report`, `folder` joins the pending
+        paths once armed: files written in it before their folder was watched raised no event,
+        and the batch walks a reported folder (one path for the whole subtree, so a folder of
+        5,000 notes moved in is one path, not 5,000)."""
         stack = [folder]
-        found: list[bytes] = []
         while stack and not self.limit_reached:
             current = stack.pop()
             descriptor = self._add_watch(os.path.join(self.root, current) if current
@@ -161,15 +162,12 @@ class InotifyWatch:
                         name = os.fsencode(entry.name)
                         if not current and name in self.skip_top:
                             continue
-                        path = current + b"/" + name if current else name
-                        if report:
-                            found.append(path)
                         if self._watched_folder(name, entry.is_dir(follow_symlinks=False)):
-                            stack.append(path)
+                            stack.append(current + b"/" + name if current else name)
             except OSError:
                 continue  # gone or unreadable: its own event, or the scan's failure
-        if found:
-            self._add_pending(found)
+        if report:
+            self._add_pending([folder])
 
     def _watched_folder(self, name: bytes, is_dir: bool) -> bool:
         return is_dir and (self.include_hidden or not name.startswith(b"."))

@@ -267,8 +267,7 @@ def test_polling_mode_applies_changes_and_says_so(notes: Path) -> None:
     _synced(notes, "a.md")
     with WatchProcess(notes, "--poll-seconds", "0.2",
                       env={"BM_WATCH_FORCE_POLL": "1"}).wait_ready() as watcher:
-        assert any("polling every 0.2 s: BM_WATCH_FORCE_POLL is set" in line
-                   for line in watcher.stderr), watcher.describe()
+        watcher.wait_warning("polling every 0.2 s: BM_WATCH_FORCE_POLL is set")
         write(notes, "b.md", NOTE, old=False)
         watcher.wait_batch(lambda report: report["added"] == ["b.md"], "b.md added by a poll")
         # No fast path while polling: a poller cannot vouch for the time since its last pass.

@@ -17,23 +17,23 @@ from pathlib import Path
 import pytest
 
 from bm_sync import fsmonitor
+from bm_sync.detector import Detector
 from tests.helpers import run_bm, write
 from tests.helpers_watch import WatchProcess, blob_id, entities, eventually, run_entry
 
 NOTE = "# Note\n\n- [idea] the first version\n"
 
 
-def _synced(root: Path, *paths: str) -> None:
+def _notes(root: Path, *paths: str) -> None:
+    """Notes for a watcher to start on: its reconcile is their first sync."""
     for path in paths:
         write(root, path, NOTE)
-    assert run_bm("sync", str(root), "--quiet").returncode == 0
 
 
 def _clean(root: Path) -> None:
-    """A full scan (no watcher asked) finds nothing left to apply."""
-    status = run_entry("status", str(root), "--json", env={"BM_NO_FSMONITOR": "1"})
-    assert status.returncode == 0, status.stderr
-    assert '"added": [], "modified": [], "deleted": [], "moved": []' in status.stdout
+    """A full scan finds nothing left to apply: the index holds what is on disk."""
+    report = Detector(root).status()
+    assert report.change_count == 0 and not report.failed, report
 
 
 # -- editors' save patterns: each ends as one modification, same entity --------------------
@@ -87,9 +87,9 @@ EDITORS: list[tuple[str, Callable[[Path, str, bytes], None]]] = [
 
 
 def test_editor_save_patterns_are_one_modification_of_the_same_entity(notes: Path) -> None:
-    _synced(notes, *(name for name, _save in EDITORS))
-    before = entities(notes)
+    _notes(notes, *(name for name, _save in EDITORS))
     with WatchProcess(notes).wait_ready() as watcher:
+        before = entities(notes)
         for name, save in EDITORS:
             text = NOTE.encode() + f"- [fact] saved by {save.__name__}\n".encode()
             save(notes, name, text)
@@ -111,11 +111,11 @@ def test_editor_save_patterns_are_one_modification_of_the_same_entity(notes: Pat
 # -- folders -------------------------------------------------------------------------------
 
 def test_a_folder_rename_is_moves_in_one_batch_and_folders_in_and_out(notes: Path) -> None:
-    _synced(notes, *(f"projects/n{number:03}.md" for number in range(100)))
-    ids = entities(notes)
+    _notes(notes, *(f"projects/n{number:03}.md" for number in range(100)))
     outside = Path(tempfile.mkdtemp(prefix="bm-outside-"))
     try:
         with WatchProcess(notes).wait_ready() as watcher:
+            ids = entities(notes)
             (notes / "projects").rename(notes / "archive")
             report = watcher.wait_batch(lambda report: report["moved"], "the folder's moves")
             assert len(report["moved"]) == 100 and not report["added"] + report["deleted"]
@@ -141,7 +141,7 @@ def test_a_folder_rename_is_moves_in_one_batch_and_folders_in_and_out(notes: Pat
 def test_a_big_folder_moved_in_is_one_batch_not_lost_history(notes: Path) -> None:
     """1,100 files in a folder moved in are one reported path (the folder), not 1,100 paths
     over the 1,000-path limit: no warning, one batch."""
-    _synced(notes, "a.md")
+    _notes(notes, "a.md")
     outside = Path(tempfile.mkdtemp(prefix="bm-outside-"))
     try:
         for number in range(1100):
@@ -159,7 +159,7 @@ def test_a_big_folder_moved_in_is_one_batch_not_lost_history(notes: Path) -> Non
 def test_a_hidden_folder_above_the_root_hides_nothing(notes: Path) -> None:
     """basic-memory #798: only paths below the root are filtered."""
     root = notes / ".hidden" / ".venv" / "notes"
-    _synced(root, "a.md")
+    _notes(root, "a.md")
     with WatchProcess(root).wait_ready() as watcher:
         write(root, "b.md", NOTE, old=False)
         watcher.wait_batch(lambda report: report["added"] == ["b.md"], "b.md added")
@@ -178,7 +178,7 @@ def test_a_queue_overflow_is_one_warning_and_a_full_scan(notes: Path) -> None:
     write(notes, ".gitignore", "junk/\n")
     write(notes, "junk/a", "a")
     write(notes, "junk/b", "b")
-    _synced(notes, "note.md")
+    _notes(notes, "note.md")
     with WatchProcess(notes).wait_ready() as watcher:
         watcher.process.send_signal(signal.SIGSTOP)
         try:
@@ -197,7 +197,7 @@ def test_a_queue_overflow_is_one_warning_and_a_full_scan(notes: Path) -> None:
 
 def test_more_than_1000_paths_at_once_is_a_full_scan(notes: Path) -> None:
     write(notes, ".gitignore", "build/\n")
-    _synced(notes, "note.md")
+    _notes(notes, "note.md")
     (notes / "build").mkdir()
     with WatchProcess(notes).wait_ready() as watcher:
         watcher.process.send_signal(signal.SIGSTOP)  # so that they arrive as one batch
@@ -217,7 +217,7 @@ def test_more_than_1000_paths_at_once_is_a_full_scan(notes: Path) -> None:
 # -- life cycle ----------------------------------------------------------------------------
 
 def test_a_restart_reconciles_what_changed_while_killed(notes: Path) -> None:
-    _synced(notes, "keep.md", "edit.md", "gone.md")
+    _notes(notes, "keep.md", "edit.md", "gone.md")
     watcher = WatchProcess(notes).wait_ready()
     watcher.process.kill()  # SIGKILL: no cleanup, a stale socket stays behind
     watcher.wait()
@@ -238,7 +238,7 @@ def test_a_restart_reconciles_what_changed_while_killed(notes: Path) -> None:
 
 def test_sigterm_finishes_the_batch_and_exits_0_and_a_second_watcher_is_refused(
         notes: Path) -> None:
-    _synced(notes, "a.md")
+    _notes(notes, "a.md")
     with WatchProcess(notes).wait_ready() as watcher:
         second = run_entry("watch", str(notes))
         assert second.returncode == 1
@@ -256,7 +256,7 @@ def test_sigterm_finishes_the_batch_and_exits_0_and_a_second_watcher_is_refused(
 
 def test_the_root_moved_away_stops_the_watcher_with_exit_1(notes: Path) -> None:
     root = notes / "notes"
-    _synced(root, "a.md")
+    _notes(root, "a.md")
     with WatchProcess(root).wait_ready() as watcher:
         root.rename(notes / "elsewhere")
         assert watcher.wait() == 1
@@ -264,7 +264,7 @@ def test_the_root_moved_away_stops_the_watcher_with_exit_1(notes: Path) -> None:
 
 
 def test_polling_mode_applies_changes_and_says_so(notes: Path) -> None:
-    _synced(notes, "a.md")
+    _notes(notes, "a.md")
     with WatchProcess(notes, "--poll-seconds", "0.2",
                       env={"BM_WATCH_FORCE_POLL": "1"}).wait_ready() as watcher:
         watcher.wait_warning("polling every 0.2 s: BM_WATCH_FORCE_POLL is set")
@@ -283,7 +283,7 @@ def test_the_inotify_watch_limit_switches_to_polling(notes: Path, limit: int, wh
     touched."""
     if subprocess.run(["unshare", "-U", "-r", "true"]).returncode != 0:
         pytest.fail("unprivileged user namespaces are needed for this test (unshare -U -r)")
-    _synced(notes, "a/1.md", "b/2.md", "c/3.md")
+    _notes(notes, "a/1.md", "b/2.md", "c/3.md")
     limited = ("unshare", "-U", "-r", "sh", "-c",
                f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"', "sh")
     with WatchProcess(notes, "--poll-seconds", "0.2", prefix=limited).wait_ready() as watcher:
@@ -300,7 +300,7 @@ def test_the_inotify_watch_limit_switches_to_polling(notes: Path, limit: int, wh
 
 @pytest.mark.parametrize("how", ["console entry", "library"])
 def test_bm_sync_under_a_watcher_is_the_watchers_batch(notes: Path, how: str) -> None:
-    _synced(notes, "a.md")
+    _notes(notes, "a.md")
     with WatchProcess(notes, debounce_ms=60_000).wait_ready() as watcher:
         write(notes, "a.md", NOTE + "- [fact] edited\n", old=False)
         if how == "console entry":  # the watcher runs its batch now and reports it
@@ -317,7 +317,7 @@ def test_bm_sync_under_a_watcher_is_the_watchers_batch(notes: Path, how: str) ->
 
 
 def test_restore_while_watching_is_recorded_once_as_a_modification(notes: Path) -> None:
-    _synced(notes, "a.md")
+    _notes(notes, "a.md")
     with WatchProcess(notes).wait_ready() as watcher:
         write(notes, "a.md", NOTE + "- [fact] second version\n", old=False)
         watcher.wait_batch(lambda report: report["modified"] == ["a.md"], "the edit")

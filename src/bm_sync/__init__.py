@@ -6,25 +6,24 @@ pipeline modules themselves, may change between releases.
 
 import typing
 
-from bm_sync.changes import Change, ChangeKind, Failure, HashKind
-from bm_sync.detector import DetectionRun, Detector, StatusReport
-from bm_sync.errors import (
-    BmSyncError,
-    DatabaseUnusable,
-    DatabaseUrlInvalid,
-    HistoryError,
-    IndexCorrupt,
-    NotAFolder,
-    PathOutsideRoot,
-    SyncFailed,
-    SyncLocked,
-)
-from bm_sync.hashing import HashPolicy
-from bm_sync.roots import find_root
-
 if typing.TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from bm_sync.changes import Change, ChangeKind, Failure, HashKind
+    from bm_sync.detector import DetectionRun, Detector, StatusReport
+    from bm_sync.errors import (
+        BmSyncError,
+        DatabaseUnusable,
+        DatabaseUrlInvalid,
+        HistoryError,
+        IndexCorrupt,
+        NotAFolder,
+        PathOutsideRoot,
+        SyncFailed,
+        SyncLocked,
+    )
+    from bm_sync.hashing import HashPolicy
     from bm_sync.history import RunRecord, VersionRecord
     from bm_sync.reports import SyncProgress, SyncReport
+    from bm_sync.roots import find_root
     from bm_sync.search import (
         Backlink,
         NoteNotFound,
@@ -41,9 +40,28 @@ if typing.TYPE_CHECKING:  # what the lazy names below are, for type checkers and
 
 __version__ = "0.1.0"
 
-# The sync side pulls in SQLAlchemy; loaded on first use so that `import bm_sync` (and
-# `bm status`) stays light.
+# Every public name is loaded on first use: `import bm_sync` costs nothing, so the light
+# console entry (`bm_sync.entry`: a watcher's fast path) pays only for what it uses, and the
+# sync side's SQLAlchemy is never imported by `bm status`.
 _LAZY = {
+    "Change": "bm_sync.changes",
+    "ChangeKind": "bm_sync.changes",
+    "Failure": "bm_sync.changes",
+    "HashKind": "bm_sync.changes",
+    "DetectionRun": "bm_sync.detector",
+    "Detector": "bm_sync.detector",
+    "StatusReport": "bm_sync.detector",
+    "BmSyncError": "bm_sync.errors",
+    "DatabaseUnusable": "bm_sync.errors",
+    "DatabaseUrlInvalid": "bm_sync.errors",
+    "HistoryError": "bm_sync.errors",
+    "IndexCorrupt": "bm_sync.errors",
+    "NotAFolder": "bm_sync.errors",
+    "PathOutsideRoot": "bm_sync.errors",
+    "SyncFailed": "bm_sync.errors",
+    "SyncLocked": "bm_sync.errors",
+    "HashPolicy": "bm_sync.hashing",
+    "find_root": "bm_sync.roots",
     "SyncEngine": "bm_sync.sync",
     "SyncReport": "bm_sync.reports",
     "SyncProgress": "bm_sync.reports",

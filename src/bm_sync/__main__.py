@@ -1,3 +1,3 @@
-from bm_sync.cli import main
+from bm_sync.entry import main
 
 main()

@@ -18,7 +18,8 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from bm_sync.changes import ChangeKind
-from bm_sync.detector import STATE_DIR, Detector, StatusReport
+from bm_sync.cli_watch import register as register_watch
+from bm_sync.detector import STATE_DIR, Detector
 from bm_sync.errors import (
     BmSyncError,
     DatabaseUrlInvalid,
@@ -28,6 +29,7 @@ from bm_sync.errors import (
 )
 from bm_sync.hashing import MIB, HashPolicy
 from bm_sync.roots import find_root, narrow, relative_path, scope_of
+from bm_sync.status_text import render_status, render_sync
 
 if TYPE_CHECKING:
     from bm_sync.history import RunRecord, VersionRecord
@@ -52,6 +54,8 @@ register_search(app)
 from bm_sync.cli_projects import register as register_projects  # noqa: E402
 
 register_projects(app)
+
+register_watch(app)
 
 PathArgument = Annotated[
     Path, typer.Argument(help="The notes folder (default: the current directory).")
@@ -136,15 +140,9 @@ def status(
     report = detector.status()
     if scope is not None:
         narrow(report, scope, recorded)
-    for warning in report.warnings:
-        print(f"bm: warning: {warning}", file=sys.stderr)
-    if json_output:
-        data = report.to_json()
-        if scope is not None:
-            data["scope"] = scope
-        print(json.dumps(data))
-    else:
-        print_status(report, scope)
+    stdout, stderr = render_status(report, json_output, scope)
+    sys.stderr.write(stderr)
+    sys.stdout.write(stdout)
 
 
 DatabaseOption = Annotated[
@@ -208,17 +206,10 @@ def sync(
     report = asyncio.run(run())
     if scope is not None:
         report.narrow_to(scope, recorded)
-    for warning in report.warnings:
-        print(f"bm: warning: {warning}", file=sys.stderr)
-    if json_output:
-        print(json.dumps(report.to_json()))
-        return
-    for failure in report.failed:
-        print(f"bm: failed: {failure.path}: {failure.error}", file=sys.stderr)
-    for noted in report.file_warnings:
-        print(f"bm: warning: {noted.path}: {noted.error}", file=sys.stderr)
-    if not quiet:
-        print(sync_summary_line(report))
+    stdout, stderr = render_sync(report, json_output)
+    sys.stderr.write(stderr)
+    if json_output or not quiet:
+        sys.stdout.write(stdout)
 
 
 RootOption = Annotated[
@@ -398,61 +389,6 @@ def prune(
     print(f"object store: {before:,} -> {after:,} bytes")
 
 
-def sync_summary_line(report: SyncReport) -> str:
-    """`12 added, 3 modified, 1 deleted, 2 moved, 0 failed in 0.8 s` (with `, 1 warning` after
-    `failed` when notes were indexed with warnings), or `up to date`.
-
-    Narrowed (`bm sync SUBFOLDER`), the counts of the subfolder come first, then what the sync
-    applied to the whole folder (what `bm history` shows as its run):
-    `sub: 1 added, ...; the whole folder: 2 added, 1 modified, ... in 0.8 s`."""
-    if report.scope is None or report.applied is None:
-        return _counts_line(report.counts(), report.file_warnings_total, report.duration_s)
-    applied = report.applied
-    whole = _counts_line(applied, report.file_warnings_total, report.duration_s)
-    counts = report.counts()
-    if whole.startswith("up to date"):
-        return (f"up to date ({_files(counts['unchanged'])} unchanged in {report.scope}, "
-                f"{report.duration_s:.1f} s)")
-    narrowed = (f"{_files(counts['unchanged'])} unchanged" if not report.change_count
-                and not counts["failed"] else _change_counts(counts))
-    return f"{report.scope}: {narrowed}; the whole folder: {whole}"
-
-
-def _counts_line(counts: dict[str, int], warnings: int, duration_s: float) -> str:
-    if not any(counts[kind] for kind in ("added", "modified", "deleted", "moved", "failed")
-               ) and not warnings:
-        return f"up to date ({_files(counts['unchanged'])} unchanged, {duration_s:.1f} s)"
-    noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-    return f"{_change_counts(counts)}{noted} in {duration_s:.1f} s"
-
-
-def _change_counts(counts: dict[str, int]) -> str:
-    return (f"{counts['added']} added, {counts['modified']} modified, "
-            f"{counts['deleted']} deleted, {counts['moved']} moved, {counts['failed']} failed")
-
-
-def print_status(report: StatusReport, scope: str | None = None) -> None:
-    """`git status --short`-like lines, grouped added / modified / deleted / moved; the count
-    line names the `scope` a narrowed report covers."""
-    lines = [f"A  {path}" for path in report.added]
-    lines += [f"M  {path}" for path in report.modified]
-    lines += [f"D  {path}" for path in report.deleted]
-    lines += [f"R  {old} -> {new}" for old, new in report.moved]
-    lines += [f"!  {failure.path}: {failure.error}" for failure in report.failed]
-    if lines:
-        print("\n".join(lines))
-    print(summary_line(report, scope))
-
-
-def summary_line(report: StatusReport, scope: str | None = None) -> str:
-    where = f" in {scope}" if scope is not None else ""
-    if not report.change_count and not report.failed:
-        return f"up to date ({_files(report.unchanged)} unchanged{where})"
-    return (f"{len(report.added)} added, {len(report.modified)} modified, "
-            f"{len(report.deleted)} deleted, {len(report.moved)} moved, "
-            f"{len(report.failed)} failed, {report.unchanged} unchanged{where}")
-
-
 _REVISION = re.compile(r"~[0-9]*|[0-9a-fA-F]{4,40}")
 
 
@@ -490,7 +426,3 @@ def main() -> None:
         sys.exit(2 if isinstance(error, USAGE_ERRORS) else 1)
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
 
-
-def _files(count: int) -> str:
-    """`1 file`, `2 files`, `1,000 files`."""
-    return f"{count:,} file" if count == 1 else f"{count:,} files"

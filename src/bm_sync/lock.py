@@ -103,3 +103,45 @@ def _read_holder(descriptor: int) -> str:
     except (OSError, UnicodeDecodeError):
         return ""
     return f" (pid {pid})" if pid.isdigit() else ""
+
+
+WATCH_LOCK_FILE = "watch.lock"
+
+
+class AlreadyWatching(SyncLocked):
+    """Another `bm watch` holds this folder."""
+
+
+class WatchLock:
+    """One watcher per folder: a `flock` on `<root>/.basic-memory/watch.lock` held for the
+    watcher's whole life (the pid inside names it). Separate from the folder lock, which the
+    watcher takes per batch so that `bm sync`, `bm restore` and `bm prune` interleave."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / WATCH_LOCK_FILE
+        self._descriptor: int | None = None
+
+    def acquire(self) -> None:
+        """Take it, or raise `AlreadyWatching` naming the holder."""
+        try:
+            self.state_dir.mkdir(exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise _unavailable(self.path, error, _owner_of(self.state_dir)) from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(descriptor)
+            os.close(descriptor)
+            raise AlreadyWatching(f"already watching {self.state_dir.parent}{holder}") from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, str(os.getpid()).encode())
+        self._descriptor = descriptor
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.ftruncate(self._descriptor, 0)
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+            os.close(self._descriptor)
+            self._descriptor = None

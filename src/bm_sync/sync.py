@@ -308,6 +308,28 @@ class SyncEngine:
             if plan.search_clear:
                 await search_rows.clear_project(session, writer.database.project_id)
 
+    # -- watch: delegated to bm_sync.watching ------------------------------------------------
+
+    def watch(self, *, debounce_ms: int = 500, rescan_minutes: float = 60.0,
+              poll_seconds: float | None = None, on_change: ChangeHandler | None = None,
+              on_ready: Callable[[int], None] | None = None,
+              on_warning: Callable[[str], None] | None = None,
+              stop: asyncio.Event | None = None) -> AsyncIterator[SyncReport]:
+        """Keep syncing from file events: `async for report in engine.watch(): ...`.
+
+        The first report is the reconcile (a full sync); then each batch that applied, failed
+        or warned about something. `on_ready(files)` is called once watching; `on_warning`
+        hears each one-line warning (lost history, polling). Setting `stop` ends it after the
+        batch in flight; cancelling the task is allowed too (an uncommitted batch rolls back
+        and is found again next time). Raises `AlreadyWatching` when another watcher holds the
+        folder and `WatchStopped` when the folder is moved or deleted (`bm_sync.watching`).
+        """
+        from bm_sync.watching import Watcher
+
+        return Watcher(self, debounce_ms=debounce_ms, rescan_minutes=rescan_minutes,
+                       poll_seconds=poll_seconds, on_change=on_change, on_ready=on_ready,
+                       on_warning=on_warning, stop=stop).run()
+
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, *, on_change: ChangeHandler | None = None,

@@ -8,7 +8,7 @@ Every list goes through `batches.chunks`, sized by the dialect's parameter limit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,27 @@ class StoredFile:
     checksum_kind: str | None
     size: int | None
     mtime: float | None
+
+
+@dataclass(slots=True)
+class RelationTargets:
+    """What one sync did that can make unresolved relations resolvable: the notes it wrote
+    (their relations were inserted unresolved), the names of the notes it wrote or moved (a
+    relation naming them may now find them), and the relations it unresolved (their target
+    went away; another note of that name may take them). `resolve_relations` looks at these
+    alone, so a sync of one note does not re-try every dangling link of the project."""
+
+    from_ids: set[int] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+    relation_ids: set[int] = field(default_factory=set)
+
+    def wrote(self, path: str, title: str | None, permalink: str | None) -> None:
+        """A note now at `path` under this title and permalink: every name a link may use."""
+        self.names.add(path)
+        for suffix in MARKDOWN_SUFFIXES:
+            if path.endswith(suffix.decode()):
+                self.names.add(path[:-len(suffix)])
+        self.names.update(name for name in (title, permalink) if name)
 
 
 async def upsert_entities(session: AsyncSession, project_id: int,
@@ -115,39 +136,63 @@ async def adopt_entity(session: AsyncSession, project_id: int, old_path: str,
                           .values(**values, updated_at=utc_now()))
 
 
-async def delete_entities(session: AsyncSession, project_id: int, paths: Sequence[str]) -> None:
+async def delete_entities(session: AsyncSession, project_id: int, paths: Sequence[str],
+                          targets: RelationTargets | None = None) -> None:
     """Delete entities with their observations and outgoing relations; incoming relations
     become unresolved (to_id NULL, to_name kept), whether or not the database enforces
-    foreign keys."""
+    foreign keys, and are noted in `targets`."""
     for chunk in chunks(session, paths):
         ids = list(await session.scalars(select(Entity.id).where(
             Entity.project_id == project_id, Entity.file_path.in_(chunk))))
         if not ids:
             continue
-        await session.execute(update(Relation).where(Relation.to_id.in_(ids)).values(to_id=None))
+        await _unresolve(session, ids, targets)
         await session.execute(delete(Relation).where(Relation.from_id.in_(ids)))
         await session.execute(delete(Observation).where(Observation.entity_id.in_(ids)))
         await session.execute(delete(Entity).where(Entity.id.in_(ids)))
 
 
-async def unresolve_incoming(session: AsyncSession, entity_ids: list[int]) -> None:
+async def unresolve_incoming(session: AsyncSession, entity_ids: list[int],
+                             targets: RelationTargets | None = None) -> None:
     """Mark the relations pointing at these entities unresolved (to be resolved again)."""
     for chunk in chunks(session, entity_ids):
-        await session.execute(update(Relation).where(Relation.to_id.in_(chunk))
-                              .values(to_id=None))
+        await _unresolve(session, chunk, targets)
 
 
-async def resolve_relations(session: AsyncSession, project_id: int) -> None:
+async def _unresolve(session: AsyncSession, entity_ids: list[int],
+                     targets: RelationTargets | None) -> None:
+    if targets is not None:
+        targets.relation_ids.update(await session.scalars(
+            select(Relation.id).where(Relation.to_id.in_(entity_ids))))
+    await session.execute(update(Relation).where(Relation.to_id.in_(entity_ids))
+                          .values(to_id=None))
+
+
+async def resolve_relations(session: AsyncSession, project_id: int,
+                            targets: RelationTargets | None = None) -> None:
     """Point unresolved relations at their target: by permalink, then title, then path
     (with or without `.md`); among several matches (two notes titled alike) the first by
     path, so the result depends on the tree, not on the order rows were inserted. Then
     collapse the edges that now repeat (`[[Target Entity]]` and `[[target]]` naming one note
     with one relation type are one relation), among the notes whose relations were just
-    resolved. Set-based: one statement per rule."""
+    resolved. Set-based: one statement per rule (and chunk).
+
+    With `targets` (what this sync wrote), only the relations it could have made resolvable
+    are tried: a dangling link no write of this sync names stays as it was. Without, every
+    unresolved relation of the project is (a first sync, a rebuild)."""
     in_project = select(Entity.id).where(Entity.project_id == project_id)
-    pending = list(await session.scalars(
-        select(Relation.from_id).distinct()
-        .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project))))
+    if targets is None:
+        pending = list(await session.scalars(
+            select(Relation.from_id).distinct()
+            .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project))))
+        scopes = [Relation.from_id.in_(in_project)] if pending else []
+    else:
+        relation_ids = await _pending_relations(session, project_id, targets)
+        pending = sorted({from_id for chunk in chunks(session, relation_ids)
+                          for from_id in await session.scalars(
+                              select(Relation.from_id).distinct()
+                              .where(Relation.id.in_(chunk)))})
+        scopes = [Relation.id.in_(chunk) for chunk in chunks(session, relation_ids)]
     if not pending:
         return
     if len(pending) >= ANALYZE_AFTER and _dialect_name(session) == "postgresql":
@@ -165,13 +210,14 @@ async def resolve_relations(session: AsyncSession, project_id: int) -> None:
                      for suffix in MARKDOWN_SUFFIXES)):
         matches = select(Entity.id).where(Entity.project_id == project_id, target)
         match = matches.order_by(by_path).limit(1).scalar_subquery()
-        # Only the relations a rule resolves are written: PostgreSQL writes a new row
-        # version for every row an UPDATE touches, even to the same NULL.
-        await session.execute(
-            update(Relation)
-            .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project), matches.exists())
-            .values(to_id=match)
-            .execution_options(synchronize_session=False))
+        for scope in scopes:
+            # Only the relations a rule resolves are written: PostgreSQL writes a new row
+            # version for every row an UPDATE touches, even to the same NULL.
+            await session.execute(
+                update(Relation)
+                .where(Relation.to_id.is_(None), scope, matches.exists())
+                .values(to_id=match)
+                .execution_options(synchronize_session=False))
     for chunk in chunks(session, pending, parameters_per_item=2):  # the chunk is used twice
         first_of_each_edge = (select(func.min(Relation.id))
                               .where(Relation.to_id.is_not(None), Relation.from_id.in_(chunk))
@@ -182,6 +228,25 @@ async def resolve_relations(session: AsyncSession, project_id: int) -> None:
             .where(Relation.to_id.is_not(None), Relation.from_id.in_(chunk),
                    Relation.id.not_in(first_of_each_edge))
             .execution_options(synchronize_session=False))
+
+
+async def _pending_relations(session: AsyncSession, project_id: int,
+                             targets: RelationTargets) -> list[int]:
+    """The unresolved relations `targets` may have made resolvable (indexed lookups by
+    relation id, source note and target name)."""
+    found: set[int] = set()
+    for chunk in chunks(session, sorted(targets.relation_ids)):
+        found.update(await session.scalars(select(Relation.id).where(
+            Relation.id.in_(chunk), Relation.to_id.is_(None))))
+    for from_chunk in chunks(session, sorted(targets.from_ids)):
+        found.update(await session.scalars(select(Relation.id).where(
+            Relation.from_id.in_(from_chunk), Relation.to_id.is_(None))))
+    in_project = select(Entity.id).where(Entity.project_id == project_id)
+    for name_chunk in chunks(session, sorted(targets.names)):
+        found.update(await session.scalars(select(Relation.id).where(
+            Relation.to_name.in_(name_chunk), Relation.to_id.is_(None),
+            Relation.from_id.in_(in_project))))
+    return sorted(found)
 
 
 async def release_permalinks(session: AsyncSession, project_id: int,

@@ -16,7 +16,7 @@ from alembic import op
 from bm_sync.db.search import POSTGRES_DROP, SQLITE_DROP, ddl
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007c"
 branch_labels = None
 depends_on = None
 

@@ -49,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -175,13 +176,32 @@ def notes_of(root: Path) -> list[str]:
 
 
 def entity_rows(database: Path) -> dict[str, tuple[object, ...]]:
-    """path -> (checksum, title, permalink, type, observations, relations)."""
+    """path -> (checksum, title, permalink, type, observations, relations, the permalink the
+    note wants: its own unless it did not get it)."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
         rows = connection.execute(
             "SELECT e.file_path, e.checksum, e.title, e.permalink, e.entity_type,"
             " (SELECT count(*) FROM observation o WHERE o.entity_id = e.id),"
-            " (SELECT count(*) FROM relation r WHERE r.from_id = e.id) FROM entity e")
+            " (SELECT count(*) FROM relation r WHERE r.from_id = e.id),"
+            " coalesce(e.wanted_permalink, e.permalink) FROM entity e")
         return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def same_permalink(fresh: tuple[object, ...], watched: tuple[object, ...],
+                   contested: set[object]) -> bool:
+    """Equal permalinks, or two permalinks of one contested group: when several notes want one
+    permalink, the note that got it first keeps it (links stay stable), where a fresh sync
+    serves them in path order; then the two databases may hand the group's `x`, `x-1`, ...
+    out differently. That is the one way a history may differ from a fresh sync."""
+    if fresh[2] == watched[2]:
+        return True
+    wanted = fresh[6]
+    if wanted != watched[6] or wanted not in contested:
+        return False
+    return all(isinstance(permalink, str) and isinstance(wanted, str) and (
+        permalink == wanted or (permalink.startswith(f"{wanted}-")
+                                and permalink[len(wanted) + 1:].isdigit()))
+        for permalink in (fresh[2], watched[2]))
 
 
 def compare_with_fresh_sync(bm: list[str], root: Path, workdir: Path) -> dict[str, object]:
@@ -198,8 +218,12 @@ def compare_with_fresh_sync(bm: list[str], root: Path, workdir: Path) -> dict[st
     missing = sorted(set(fresh) - set(watched))
     extra = sorted(set(watched) - set(fresh))
     columns = ("checksum", "title", "permalink", "type", "observations", "relations")
+    wanted_by = Counter(row[6] for row in fresh.values())
+    contested = {permalink for permalink, notes in wanted_by.items() if notes > 1}
     differing = {column: sorted(path for path in set(fresh) & set(watched)
-                                if fresh[path][number] != watched[path][number])
+                                if (not same_permalink(fresh[path], watched[path], contested)
+                                    if column == "permalink"
+                                    else fresh[path][number] != watched[path][number]))
                  for number, column in enumerate(columns)}
     return {"entities": len(fresh), "missing": missing[:20], "missing_count": len(missing),
             "extra": extra[:20], "extra_count": len(extra),

@@ -1,7 +1,7 @@
 """search index: note_search (SQLite FTS5) and search_text
 
 Revision ID: 0008
-Revises: 0007b
+Revises: 0007c
 Create Date: 2026-11-30
 
 The full-text search index the sync keeps exact (issue 12). The DDL is the library's
@@ -16,7 +16,7 @@ from alembic import op
 from bm_sync.db.search import POSTGRES_DROP, SQLITE_DROP, ddl
 
 revision = "0008"
-down_revision = "0007b"
+down_revision = "0007c"
 branch_labels = None
 depends_on = None
 

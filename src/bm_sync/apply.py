@@ -201,9 +201,6 @@ class BatchWriter:
         self.versions = versions
         self.version_policy = version_policy
         self.version_error: str | None = None
-        # path -> (the permalink it wants, set in frontmatter?) for the notes written this
-        # sync that did not get it: `settle_permalinks` gives it to them at the end if free.
-        self.unsettled: dict[str, tuple[str, bool]] = {}
 
     def prepare_batch(self, changes: list[Change]) -> list[PreparedChange]:
         """Parse a batch and stage its versions for the sync's pack (in a worker thread)."""
@@ -276,9 +273,13 @@ class BatchWriter:
                       key=lambda item: item.change.path)
         if not rows:
             return recorded
-        await self._assign_permalinks(session, rows)
+        unsettled = await self._assign_permalinks(session, rows)
         ids = await writes.upsert_entities(session, project_id,
                                            [item.entity for item in rows if item.entity])
+        # Remembered on the row, in this transaction: any later sync's end may settle it.
+        await writes.set_wanted_permalinks(
+            session, project_id, unsettled,
+            [item.change.path for item in rows if item.change.path not in unsettled])
         # A note written again may have a new title or permalink (an "added" one too, in a
         # rebuild): the relations that pointed at it are resolved again at the end of the
         # sync, like every unresolved one. Indexed on to_id; a no-op for new rows.
@@ -296,17 +297,20 @@ class BatchWriter:
         return recorded
 
     async def _assign_permalinks(self, session: AsyncSession,
-                                 items: list[PreparedChange]) -> None:
+                                 items: list[PreparedChange]) -> dict[str, tuple[str, bool]]:
         """Unique permalinks: the desired one, else `-1`, `-2`, ... (stable across syncs).
+        Returns path -> (the permalink it wants, set in frontmatter?) for the notes that did
+        not get it (`settle_permalinks` hands it over once it is free).
 
         The batch's own notes first let go of the permalinks they hold, so two notes that swap
         permalinks, or a note that keeps its own, never collide with their old selves. Then
         permalinks set in frontmatter are served before generated ones, each group in path
         order.
         """
+        unsettled: dict[str, tuple[str, bool]] = {}
         wanted = [item for item in items if item.desired_permalink and item.entity]
         if not wanted:
-            return
+            return unsettled
         project_id = self.database.project_id
         held = await writes.release_permalinks(session, project_id,
                                                [item.change.path for item in wanted])
@@ -349,7 +353,7 @@ class BatchWriter:
                     item.entity["permalink"] = current
                     claim = f"permalink {base!r} is held by {holder}; keeps {current!r}"
                     item.warning = f"{item.warning}; {claim}" if item.warning else claim
-                    self.unsettled[path] = (base, True)
+                    unsettled[path] = (base, True)
                     continue
             candidate, suffix = base, 0
             while owners.get(candidate) not in ("", path, None):
@@ -359,22 +363,30 @@ class BatchWriter:
             owners[candidate] = path
             item.entity["permalink"] = candidate
             if candidate != base:
-                self.unsettled[path] = (base, item.permalink_is_explicit)
+                unsettled[path] = (base, item.permalink_is_explicit)
         for item in wanted:
             desired = item.desired_permalink or ""
             if item.entity is not None and item.entity["permalink"] != desired:
-                self.unsettled.setdefault(item.change.path, (desired, item.permalink_is_explicit))
+                unsettled.setdefault(item.change.path, (desired, item.permalink_is_explicit))
+        return unsettled
 
     async def settle_permalinks(self, session: AsyncSession) -> None:
-        """At the end of a sync: each note written by it that did not get the permalink it
-        wants gets it now if it is free (its holder was deleted, or let it go in a later
-        batch), frontmatter permalinks first, then in path order. So two notes swapping
-        permalinks, or one claiming the permalink of a note deleted in the same sync, end as
-        a fresh sync of the tree ends, however the changes fell into batches."""
-        if not self.unsettled:
-            return
+        """At the end of a sync: each note that did not get the permalink it wants (in this
+        sync or any earlier one: the row remembers it) gets it now if it is free (its holder
+        was deleted, moved away, or let it go in a later batch), frontmatter permalinks first,
+        then in path order, as a fresh sync serves them. So two notes swapping permalinks, or
+        one claiming the permalink of a note deleted in this sync or a later one, end as a
+        fresh sync of the tree ends, however the changes fell into batches and syncs.
+
+        A note holding the permalink it wants keeps it (links stay stable): when two notes
+        want one permalink, the one that got it first keeps it, where a fresh sync would give
+        it to the first in that order. That is the only way a long history differs from a
+        fresh sync."""
         project_id = self.database.project_id
-        pending = sorted(self.unsettled.items(), key=lambda entry: (not entry[1][1], entry[0]))
+        unsettled = await writes.wanted_permalinks(session, project_id)
+        if not unsettled:
+            return
+        pending = sorted(unsettled.items(), key=lambda entry: (not entry[1][1], entry[0]))
         # Let go of them all first: a cycle (two notes swapping) settles only together.
         held = await writes.release_permalinks(session, project_id,
                                                [path for path, _wish in pending])
@@ -382,12 +394,15 @@ class BatchWriter:
             session, project_id,
             sorted({desired for _path, (desired, _) in pending} | set(held.values())))
         unserved = []
+        settled = []
         for path, (desired, _explicit) in pending:
             if desired in owners:
                 unserved.append((path, desired))
             else:
                 owners[desired] = path
+                settled.append(path)
                 await writes.set_permalink(session, project_id, path, desired)
+        await writes.set_wanted_permalinks(session, project_id, {}, settled)
         for path, desired in unserved:  # what it held, if still free, else the next suffix
             candidate, suffix = held.get(path), 0
             while candidate is None or candidate in owners:
@@ -396,7 +411,6 @@ class BatchWriter:
                 owners.update(await writes.permalink_owners(session, project_id, [candidate]))
             owners[candidate] = path
             await writes.set_permalink(session, project_id, path, candidate)
-        self.unsettled.clear()
 
 
 def _applied(item: PreparedChange, result: BatchResult) -> None:

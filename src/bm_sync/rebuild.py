@@ -77,12 +77,17 @@ async def sweep(database: ProjectDatabase, run_log: RunLog, root: Path, sketch_f
         chunk = result.moves[start:start + ADOPTIONS_PER_TRANSACTION]
         async with database.sessions() as session, session.begin():
             await run_log.mark_in_progress(session)
+            unsettled = await writes.wanted_permalinks(session, project_id)
             for old, new in chunk:
-                # The old row keeps its id and takes the new row's content: its document too.
+                # The old row keeps its id and takes the new row's content: its document too,
+                # and the permalink it wants if it did not get it (the row is now at `new`).
                 ids = await search_rows.ids_at(session, project_id, [old, new])
                 if old in ids and new in ids:
                     await search_rows.move_doc(session, project_id, ids[new], ids[old])
                 await writes.adopt_entity(session, project_id, old, new)
+                wants = {new: unsettled[new]} if new in unsettled else {}
+                await writes.set_wanted_permalinks(session, project_id, wants,
+                                                   [] if wants else [new])
             await run_log.forget_added(session, [new for _old, new in chunk])
             await run_log.record(session, [Change(ChangeKind.MOVED, new, old, fresh[new])
                                            for old, new in chunk])

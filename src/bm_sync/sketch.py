@@ -253,7 +253,7 @@ class SketchStore:
                 if isinstance(line, int) and isinstance(notes, float) and notes > 1}
 
     def put(self, content_id: bytes, permalink: str | None, sketch: bytes) -> None:
-        """Queue a sketch; written in batches, committed by `commit()`."""
+        """Queue a sketch; written and committed in batches of 500, the rest by `commit()`."""
         if not self.writable:
             return
         self._pending.append((content_id, permalink, sketch))
@@ -268,6 +268,12 @@ class SketchStore:
             return
         try:
             connection.executemany("INSERT OR REPLACE INTO sketch VALUES (?, ?, ?)", pending)
+            # Committed at once, never left open until the run's end: a batch larger than the
+            # page cache spills, which takes the file's exclusive lock, and every reader of
+            # the file (a rebuild's sweep reads it while this run is still open) would wait
+            # on it, 5 s per read. The sketches are content-derived: one kept from a run that
+            # is later killed is still true.
+            connection.commit()
         except sqlite3.Error:
             self._give_up(connection)
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -58,6 +59,7 @@ class Entity(Base):
         UniqueConstraint("project_id", "file_path", name="uq_entity_project_file_path"),
         UniqueConstraint("project_id", "permalink", name="uq_entity_project_permalink"),
         Index("ix_entity_project_title", "project_id", "title"),
+        Index("ix_entity_project_wanted_permalink", "project_id", "wanted_permalink"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -73,6 +75,10 @@ class Entity(Base):
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
     tags: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list, notes only
+    # The permalink the note wants and did not get (held by another note), and whether its
+    # frontmatter set it; both NULL once settled. Each sync's end hands it over when free.
+    wanted_permalink: Mapped[str | None] = mapped_column(String, nullable=True)
+    wanted_permalink_explicit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now,
                                                  onupdate=utc_now)

@@ -319,3 +319,31 @@ def is_suffixed(permalink: str | None, base: str) -> bool:
     if not permalink or not permalink.startswith(base + "-"):
         return False
     return permalink[len(base) + 1:].isdigit()
+
+
+async def set_wanted_permalinks(session: AsyncSession, project_id: int,
+                                wanted: dict[str, tuple[str, bool]],
+                                settled: Sequence[str]) -> None:
+    """Remember, on the rows at `wanted`'s paths, the permalink each wants and did not get
+    (and whether its frontmatter set it); forget it on the rows at `settled`. The end of every
+    sync hands a remembered permalink over once it is free (`wanted_permalinks`)."""
+    for path, (permalink, explicit) in wanted.items():
+        await session.execute(update(Entity).where(
+            Entity.project_id == project_id, Entity.file_path == path).values(
+            wanted_permalink=permalink, wanted_permalink_explicit=explicit))
+    for chunk in chunks(session, settled):
+        await session.execute(update(Entity).where(
+            Entity.project_id == project_id, Entity.file_path.in_(chunk),
+            Entity.wanted_permalink.is_not(None)).values(
+            wanted_permalink=None, wanted_permalink_explicit=None))
+
+
+async def wanted_permalinks(session: AsyncSession,
+                            project_id: int) -> dict[str, tuple[str, bool]]:
+    """path -> (the permalink it wants, set in frontmatter?) of the rows that did not get it:
+    read through the (project, wanted_permalink) index, never a scan of the entities."""
+    rows = await session.execute(select(
+        Entity.file_path, Entity.wanted_permalink, Entity.wanted_permalink_explicit).where(
+        Entity.project_id == project_id, Entity.wanted_permalink.is_not(None)))
+    return {path: (permalink, bool(explicit)) for path, permalink, explicit in rows
+            if permalink is not None}

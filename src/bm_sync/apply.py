@@ -201,6 +201,11 @@ class BatchWriter:
         self.versions = versions
         self.version_policy = version_policy
         self.version_error: str | None = None
+        # path -> the held permalink its frontmatter claimed: reported by `settle_permalinks`
+        # only if the note still does not have it when the sync ends.
+        self.claims: dict[str, str] = {}
+        # What this sync's writes can make resolvable: `resolve_relations` looks at these only.
+        self.relation_targets = writes.RelationTargets()
 
     def prepare_batch(self, changes: list[Change]) -> list[PreparedChange]:
         """Parse a batch and stage its versions for the sync's pack (in a worker thread)."""
@@ -232,6 +237,7 @@ class BatchWriter:
                 recorded = await self._write(session, ready)
         except Exception:  # isolate the change that breaks the batch
             self.run_log.roll_back(before)
+            self.database.raise_if_lost()  # a lost server is the run's end, not one file's
             for item in ready:
                 before = self.run_log.checkpoint()
                 try:
@@ -239,6 +245,7 @@ class BatchWriter:
                         recorded = await self._write(session, [item])
                 except Exception as error:  # one file's problem never aborts the run
                     self.run_log.roll_back(before)
+                    self.database.raise_if_lost()
                     message = f"database: {type(error).__name__}: {str(error).splitlines()[0]}"
                     result.failed.append((Failure(item.change.path, message), item.change))
                 else:
@@ -263,11 +270,12 @@ class BatchWriter:
         if deleted or replaced:
             await search_rows.delete_docs_at(session, project_id, deleted + replaced)
         if deleted:
-            await writes.delete_entities(session, project_id, deleted)
+            await writes.delete_entities(session, project_id, deleted, self.relation_targets)
         for item in items:
             if item.change.kind is ChangeKind.MOVED and item.change.old_path:
                 await writes.move_entity(session, project_id, item.change.old_path,
                                          item.change.path)
+                self.relation_targets.wrote(item.change.path, None, None)
         # Path order: entity ids follow the tree, not the order hashing finished in.
         rows = sorted((item for item in items if item.entity is not None),
                       key=lambda item: item.change.path)
@@ -283,7 +291,11 @@ class BatchWriter:
         # A note written again may have a new title or permalink (an "added" one too, in a
         # rebuild): the relations that pointed at it are resolved again at the end of the
         # sync, like every unresolved one. Indexed on to_id; a no-op for new rows.
-        await writes.unresolve_incoming(session, list(ids.values()))
+        await writes.unresolve_incoming(session, list(ids.values()), self.relation_targets)
+        for item in rows:
+            if item.entity:
+                self.relation_targets.wrote(item.change.path, item.entity["title"],
+                                            item.entity["permalink"])
         markdown = [item for item in rows
                     if item.entity and item.entity["content_type"] == MARKDOWN]
         if markdown:
@@ -291,6 +303,7 @@ class BatchWriter:
                 ids[item.change.path]: item.observations for item in markdown})
             await writes.replace_relations(session, {
                 ids[item.change.path]: item.relations for item in markdown})
+            self.relation_targets.from_ids.update(ids[item.change.path] for item in markdown)
         if self.search:
             await search_rows.replace_docs(session, project_id, {
                 ids[item.change.path]: item.search for item in rows if item.search is not None})
@@ -351,8 +364,7 @@ class BatchWriter:
                 if owners.get(current) in ("", path, None):
                     owners[current] = path
                     item.entity["permalink"] = current
-                    claim = f"permalink {base!r} is held by {holder}; keeps {current!r}"
-                    item.warning = f"{item.warning}; {claim}" if item.warning else claim
+                    self.claims[path] = base
                     unsettled[path] = (base, True)
                     continue
             candidate, suffix = base, 0
@@ -370,7 +382,7 @@ class BatchWriter:
                 unsettled.setdefault(item.change.path, (desired, item.permalink_is_explicit))
         return unsettled
 
-    async def settle_permalinks(self, session: AsyncSession) -> None:
+    async def settle_permalinks(self, session: AsyncSession) -> list[Failure]:
         """At the end of a sync: each note that did not get the permalink it wants (in this
         sync or any earlier one: the row remembers it) gets it now if it is free (its holder
         was deleted, moved away, or let it go in a later batch), frontmatter permalinks first,
@@ -381,11 +393,16 @@ class BatchWriter:
         A note holding the permalink it wants keeps it (links stay stable): when two notes
         want one permalink, the one that got it first keeps it, where a fresh sync would give
         it to the first in that order. That is the only way a long history differs from a
-        fresh sync."""
+        fresh sync.
+
+        Returns the claims of this sync still refused once everything is settled (a note whose
+        frontmatter asks for a permalink another note keeps), one warning each: a claim that a
+        later batch made good (a swap) is no conflict and says nothing."""
+        claims, self.claims = self.claims, {}
         project_id = self.database.project_id
         unsettled = await writes.wanted_permalinks(session, project_id)
         if not unsettled:
-            return
+            return []
         pending = sorted(unsettled.items(), key=lambda entry: (not entry[1][1], entry[0]))
         # Let go of them all first: a cycle (two notes swapping) settles only together.
         held = await writes.release_permalinks(session, project_id,
@@ -402,7 +419,9 @@ class BatchWriter:
                 owners[desired] = path
                 settled.append(path)
                 await writes.set_permalink(session, project_id, path, desired)
+                self.relation_targets.names.add(desired)
         await writes.set_wanted_permalinks(session, project_id, {}, settled)
+        refused = []
         for path, desired in unserved:  # what it held, if still free, else the next suffix
             candidate, suffix = held.get(path), 0
             while candidate is None or candidate in owners:
@@ -411,6 +430,11 @@ class BatchWriter:
                 owners.update(await writes.permalink_owners(session, project_id, [candidate]))
             owners[candidate] = path
             await writes.set_permalink(session, project_id, path, candidate)
+            self.relation_targets.names.add(candidate)
+            if claims.get(path) == desired:
+                refused.append(Failure(path, f"permalink {desired!r} is held by "
+                                             f"{owners[desired]}; keeps {candidate!r}"))
+        return refused
 
 
 def _applied(item: PreparedChange, result: BatchResult) -> None:

@@ -15,6 +15,9 @@ import typer
 if TYPE_CHECKING:
     from bm_sync.reports import SyncReport
 
+# After SIGINT/SIGTERM, how long the batch in flight may take before the watcher leaves anyway.
+STOP_BUDGET_S = 30.0
+
 
 def register(app: typer.Typer) -> None:
     app.command()(watch)
@@ -74,6 +77,9 @@ def watch(
             if stop.is_set():  # a second signal: leave now (the next start re-detects)
                 os._exit(130)
             stop.set()
+            # A batch that never ends (a hung file system, a stalled server) must not hold a
+            # stop forever: leaving is as safe as a kill (the index follows the last commit).
+            loop.call_later(STOP_BUDGET_S, os._exit, 143)
 
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, interrupted)

@@ -100,6 +100,13 @@ class FailureLog:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
+    def note(self, failure: Failure) -> None:
+        """One more reason for a path already logged (not one more path), else `add` it."""
+        if failure.path in self._entries:
+            self._entries[failure.path] += f"; {failure.error}"
+        else:
+            self.add(failure)
+
     def failures(self) -> list[Failure]:
         return [Failure(path, error) for path, error in self._entries.items()]
 

@@ -522,13 +522,21 @@ class SyncEngine:
             writer.version_error = f"versions not stored: {reason}"
         project_id = writer.database.project_id
         async with writer.database.sessions() as session, session.begin():
-            await writer.settle_permalinks(session)
-            await writes.resolve_relations(session, project_id)
+            refused_claims = await writer.settle_permalinks(session)
+            # A rebuild (or a sync after a crash, which is one) tries every dangling link; an
+            # incremental sync only those its own writes may have made resolvable.
+            await writes.resolve_relations(
+                session, project_id,
+                None if plan.rebuild_reason is not None else writer.relation_targets)
             for path, (content_id, reason) in outcome.hard_failures.items():
                 await run_rows.record_failure(session, project_id, path, content_id, reason)
             await run_rows.clear_failures(session, project_id,
                                           sorted(plan.breaker.failing & outcome.applied))
             token = await writer.run_log.complete(session, outcome.log.total)
+        for claim in refused_claims:
+            outcome.warnings.note(claim)
+        report.file_warnings = outcome.warnings.failures()
+        report.file_warnings_total = outcome.warnings.total
         if writer.version_error:
             report.warnings.append(writer.version_error)
         report.warnings.extend(writer.versions.take_warnings())

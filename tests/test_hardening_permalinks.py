@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import bm_json, run_bm, write
 from tests.test_permalinks import fill, permalinks
 
 
+@pytest.mark.usefixtures("database")
 def test_a_swap_across_batches_warns_of_nothing(notes: Path) -> None:
     write(notes, "a.md", "---\npermalink: x\n---\n# A\n")
     write(notes, "z.md", "---\npermalink: y\n---\n# Z\n")
@@ -18,7 +21,7 @@ def test_a_swap_across_batches_warns_of_nothing(notes: Path) -> None:
     write(notes, "z.md", "---\npermalink: x\n---\n# Z\n")
     fill(notes, 2)
     report = bm_json("sync", str(notes))
-    database = permalinks(notes / ".basic-memory" / "memory.db")
+    database = permalinks(notes)
     assert (database["a.md"], database["z.md"]) == ("y", "x")
     assert report["warnings"] == []
 

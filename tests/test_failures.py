@@ -10,8 +10,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from bm_sync import Detector
 from tests.helpers import BM, as_unprivileged, bm_json, run_bm, share_state_with_everyone, write
 
@@ -30,7 +28,7 @@ def converges(notes: Path, expected: list[str]) -> None:
     assert report["failed"] == [] and Detector(notes).status().change_count == 0
 
 
-@pytest.mark.usefixtures("database")
+# Fails before the database is opened (lock, index); test_sync.py's rebuilds run on both.
 def test_state_folder_replaced_by_a_file(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     (notes / ".basic-memory").write_text("not a folder")
@@ -40,7 +38,7 @@ def test_state_folder_replaced_by_a_file(notes: Path) -> None:
     converges(notes, ["a.md"])
 
 
-@pytest.mark.usefixtures("database")
+# Fails before the database is opened (lock, index); test_sync.py's rebuilds run on both.
 def test_index_replaced_by_a_folder(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     assert run_bm("sync", str(notes)).returncode == 0
@@ -98,7 +96,7 @@ def test_state_folder_owned_by_another_user(notes: Path) -> None:
     assert as_unprivileged(sync_unprivileged) == "synced"
 
 
-@pytest.mark.usefixtures("database")
+# Fails before the database is opened (lock, index); test_sync.py's rebuilds run on both.
 def test_lock_replaced_by_a_folder(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     assert run_bm("sync", str(notes)).returncode == 0

@@ -41,7 +41,8 @@ def test_a_moved_folder_keeps_its_project_ids_and_history(tmp_path: Path,
     assert [version["kind"] for version in timeline["versions"]] == ["added"]
 
 
-def test_a_symlinked_root_is_the_same_project(tmp_path: Path, database: Database) -> None:
+# The link is resolved before the database is opened: SQLite alone says as much.
+def test_a_symlinked_root_is_the_same_project(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     make_notes(notes)
     assert run_bm("sync", str(notes)).returncode == 0
@@ -49,7 +50,7 @@ def test_a_symlinked_root_is_the_same_project(tmp_path: Path, database: Database
     link.symlink_to(notes)
     result = bm_json("sync", str(link))
     assert (result["added"], result["deleted"]) == ([], [])
-    assert len(database.query(notes, "SELECT id FROM project")) == 1
+    assert len(Database("sqlite", None).query(notes, "SELECT id FROM project")) == 1
 
 
 def test_a_copied_folder_gets_its_own_identity(tmp_path: Path, database: Database) -> None:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import bm_json, run_bm, write
 
 
-@pytest.mark.usefixtures("database")
 def test_a_file_reached_through_a_symlinked_root_is_the_same_file(notes: Path) -> None:
     """Issue 7 §1: a folder reached through a symlink is the same project, for file paths too
     (history, restore), not only for the folder."""

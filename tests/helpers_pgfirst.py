@@ -109,3 +109,11 @@ def run_sql(url: str, sql: str, *args: object) -> list[Any]:
 
     result: list[Any] = postgres._run_coroutine(fetch())
     return result
+
+
+def shared(database: Database, sqlite_file: Path) -> Database:
+    """The one database several folders of a test sync into (`--db database.url_for(root)`):
+    `sqlite_file` for SQLite, the test's own database for PostgreSQL (many projects in one)."""
+    if database.is_postgres:
+        return database
+    return Database(SQLITE, None, sqlite_file)

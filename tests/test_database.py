@@ -31,6 +31,7 @@ def test_head_constant_matches_the_scripts() -> None:
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
 
 
+# SQLite here; test_postgres_backend.py migrates PostgreSQL from every revision.
 def test_alembic_upgrade_head_from_the_repository(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     result = alembic("upgrade", "head", url=url)
@@ -63,6 +64,7 @@ async def test_models_equal_the_migrated_schema(database: Database, tmp_path: Pa
     assert differences == []
 
 
+# SQLite only: SQLite's pragmas.
 async def test_wal_mode_and_foreign_keys(tmp_path: Path) -> None:
     from sqlalchemy import text
 
@@ -73,42 +75,44 @@ async def test_wal_mode_and_foreign_keys(tmp_path: Path) -> None:
     await engine.dispose()
 
 
-async def test_first_revision_database_upgrades_and_is_backfilled(notes: Path) -> None:
+async def test_first_revision_database_upgrades_and_is_backfilled(notes: Path,
+                                                                  database: Database) -> None:
     """The seed spec's path: a database without mtime/size gets them on the next sync."""
     write(notes, "a.md", "# A\n")
-    database = notes / ".basic-memory" / "memory.db"
-    database.parent.mkdir()
-    url = f"sqlite+aiosqlite:///{database}"
-    assert alembic("upgrade", "0001", url=url).returncode == 0
-    with sqlite3.connect(database) as connection:
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(entity)")}
-        assert "mtime" not in columns and "size" not in columns
-        connection.execute("INSERT INTO project (id, name, root_path, created_at, updated_at) "
-                           "VALUES (1, 'notes', ?, '2025-01-01', '2025-01-01')", (str(notes),))
-        connection.execute(
-            "INSERT INTO entity (project_id, file_path, permalink, title, entity_type, "
-            "content_type, checksum, created_at, updated_at) VALUES (1, 'a.md', 'a', 'A', "
-            "'note', 'text/markdown', 'old', '2025-01-01', '2025-01-01')")
+    (notes / ".basic-memory").mkdir()
+    assert alembic("upgrade", "0001", url=database.url_for(notes)).returncode == 0
+    columns_sql = ("SELECT column_name FROM information_schema.columns "
+                   "WHERE table_name = 'entity'" if database.is_postgres
+                   else "SELECT name FROM pragma_table_info('entity')")
+    columns = {name for (name,) in database.query(notes, columns_sql)}
+    assert "file_path" in columns and "mtime" not in columns and "size" not in columns
+    database.execute(notes, "INSERT INTO project (name, root_path, created_at, updated_at) "
+                            "VALUES ('notes', ?, '2025-01-01', '2025-01-01')", str(notes))
+    database.execute(notes,
+                     "INSERT INTO entity (project_id, file_path, permalink, title, entity_type, "
+                     "content_type, checksum, created_at, updated_at) SELECT id, 'a.md', 'a', "
+                     "'A', 'note', 'text/markdown', 'old', '2025-01-01', '2025-01-01' "
+                     "FROM project")
+    ((old_id,),) = database.query(notes, "SELECT id FROM entity")
     async with SyncEngine.open(notes) as engine:
         report = await engine.sync()
     assert report.rebuilt
-    with sqlite3.connect(database) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
-            HEAD_REVISION,)
-        rows = connection.execute("SELECT id, file_path, size, mtime FROM entity").fetchall()
+    assert database.query(notes, "SELECT version_num FROM alembic_version") == [
+        (HEAD_REVISION,)]
+    rows = database.query(notes, "SELECT id, file_path, size, mtime FROM entity")
     assert len(rows) == 1
     entity_id, path, size, mtime = rows[0]
-    assert (entity_id, path, size) == (1, "a.md", 4)  # same entity, backfilled
+    assert (entity_id, path, size) == (old_id, "a.md", 4)  # same entity, backfilled
     assert mtime == (notes / "a.md").stat().st_mtime_ns / 1e9
     # The project made before ids existed got one, and the index records the same.
     from bm_sync.index_format import read_index
 
-    with sqlite3.connect(database) as connection:
-        ((project_uuid,),) = connection.execute("SELECT uuid FROM project").fetchall()
+    ((project_uuid,),) = database.query(notes, "SELECT uuid FROM project")
     assert project_uuid and read_index(notes / ".basic-memory" / "index").meta[
-        "project_id"] == project_uuid
+        "project_id"] == str(project_uuid)
 
 
+# SQLite only: the stdlib reader of SQLite files (test_postgres_backend.py has asyncpg's).
 async def test_state_reader_agrees_across_drivers_and_never_migrates(notes: Path) -> None:
     """The consistency check reads the same facts through the stdlib driver (SQLite files) and
     through SQLAlchemy (every other database), and neither migrates: a database at an older

@@ -28,6 +28,7 @@ def converges(notes: Path, expected: list[str]) -> None:
     assert report["failed"] == [] and Detector(notes).status().change_count == 0
 
 
+# Fails before the database is opened (lock, index); test_sync.py's rebuilds run on both.
 def test_state_folder_replaced_by_a_file(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     (notes / ".basic-memory").write_text("not a folder")
@@ -37,6 +38,7 @@ def test_state_folder_replaced_by_a_file(notes: Path) -> None:
     converges(notes, ["a.md"])
 
 
+# Fails before the database is opened (lock, index); test_sync.py's rebuilds run on both.
 def test_index_replaced_by_a_folder(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     assert run_bm("sync", str(notes)).returncode == 0
@@ -51,6 +53,7 @@ def test_index_replaced_by_a_folder(notes: Path) -> None:
     assert Detector(notes).status().change_count == 0
 
 
+# SQLite only: the size limit is on the database file this process writes.
 def test_disk_full_while_writing_the_database(notes: Path) -> None:
     """A real write failure: the sync runs with RLIMIT_FSIZE (SIGXFSZ ignored, so the write
     fails with EFBIG instead of killing the process), too small for its database."""
@@ -68,6 +71,7 @@ def test_disk_full_while_writing_the_database(notes: Path) -> None:
     converges(notes, sorted(f"n{number:03}.md" for number in range(300)))
 
 
+# SQLite only: runs as an unprivileged user (as_unprivileged).
 def test_state_folder_owned_by_another_user(notes: Path) -> None:
     """After `sudo bm sync`, `.basic-memory` belongs to root: the user's sync fails in one
     line (the library raises SyncFailed), and works again once ownership is fixed."""
@@ -92,6 +96,7 @@ def test_state_folder_owned_by_another_user(notes: Path) -> None:
     assert as_unprivileged(sync_unprivileged) == "synced"
 
 
+# Fails before the database is opened (lock, index); test_sync.py's rebuilds run on both.
 def test_lock_replaced_by_a_folder(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     assert run_bm("sync", str(notes)).returncode == 0
@@ -104,6 +109,7 @@ def test_lock_replaced_by_a_folder(notes: Path) -> None:
     converges(notes, ["b.md"])
 
 
+# SQLite only: runs as an unprivileged user (as_unprivileged).
 def test_a_read_only_notes_folder_can_be_read_not_synced(notes: Path) -> None:
     """A folder the user cannot write (as for a read-only mount): status works, sync fails in
     one line (the library raises SyncFailed) and writes nothing."""
@@ -136,6 +142,7 @@ def test_a_read_only_notes_folder_can_be_read_not_synced(notes: Path) -> None:
         assert not (notes / ".basic-memory").exists()
 
 
+# SQLite only: memory.db's file permissions, as an unprivileged user.
 def test_a_read_only_database_fails_in_one_line_then_recovers(notes: Path) -> None:
     """memory.db made read-only: the sync fails in one line; after `chmod 644` the next sync
     works (no read-only `-shm` or `-wal` left behind by the failed one)."""
@@ -167,6 +174,7 @@ def test_a_read_only_database_fails_in_one_line_then_recovers(notes: Path) -> No
     assert "b.md" in bm_json("history", str(notes / "b.md"))["path"]
 
 
+# SQLite only: SQLite's write lock and busy timeout.
 def test_a_database_locked_longer_than_the_busy_timeout(notes: Path) -> None:
     """Another process holds the database's write lock past the busy timeout: one line that
     names the cause; once it lets go, the next sync converges."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import BM, REPO, run_bm, write
+from tests.helpers_pgfirst import Database, shared
+from tests.helpers_pgfirst import current as current_database
 
 UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -38,9 +39,9 @@ def ok(*args: str) -> str:
 
 
 def project_rows(root: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(root / ".basic-memory" / "memory.db") as connection:
-        return connection.execute("SELECT id, uuid, root_path, index_token FROM project "
-                                  "ORDER BY id").fetchall()
+    """The project rows of the database `root` syncs into (the test's backend)."""
+    return current_database().query(root, "SELECT id, uuid, root_path, index_token FROM project "
+                                          "ORDER BY id")
 
 
 def object_bytes(root: Path) -> int:
@@ -70,6 +71,7 @@ def make_notes(root: Path) -> None:
     ok("sync", str(root))
 
 
+@pytest.mark.usefixtures("database")
 def test_history_of_a_copy_writes_nothing_and_sync_keeps_working(place: Path) -> None:
     """The reviewer's case: `bm history` on a copy made a project row for it; once the
     original moved away, every sync of the copy failed on `project.root_path`."""
@@ -90,6 +92,7 @@ def test_history_of_a_copy_writes_nothing_and_sync_keeps_working(place: Path) ->
     assert ok("history", str(copy / "n1.md"), "--show", "~1") == "# Note 1\n"
 
 
+@pytest.mark.usefixtures("database")
 def test_a_moved_folder_reads_its_history_without_re_pointing_its_row(place: Path) -> None:
     make_notes(place / "t")
     rows_before = project_rows(place / "t")
@@ -98,6 +101,7 @@ def test_a_moved_folder_reads_its_history_without_re_pointing_its_row(place: Pat
     assert project_rows(place / "moved") == rows_before
 
 
+@pytest.mark.usefixtures("database")
 def test_prune_and_restore_of_a_copy_never_use_the_original_project(place: Path) -> None:
     """Pruning a copy through a project of its own made on the fly deleted every version."""
     original, copy = place / "t", place / "t2"
@@ -119,24 +123,24 @@ def test_prune_and_restore_of_a_copy_never_use_the_original_project(place: Path)
             f"# Note {number}")
 
 
-def test_a_folder_takes_the_path_of_one_moved_away_in_a_shared_database(place: Path) -> None:
+def test_a_folder_takes_the_path_of_one_moved_away_in_a_shared_database(
+        place: Path, database: Database) -> None:
     """t and its copy t2 in one database; t2 moves to t4 and t takes its path: both sync,
     each keeping its id (the row left at the path gives it up, and t4 finds its row by id)."""
-    url = f"sqlite+aiosqlite:///{place / 'shared.db'}"
+    shared_database = shared(database, place / "shared.db")
     first, second = place / "t", place / "t2"
+    url = shared_database.url_for(first)
     make_notes(first)
     ok("sync", str(first), "--db", url)
     subprocess.run(["cp", "-a", str(first), str(second)], check=True)
     ok("sync", str(second), "--db", url)
-    with sqlite3.connect(place / "shared.db") as connection:
-        ids = dict(connection.execute("SELECT root_path, uuid FROM project").fetchall())
+    ids = dict(shared_database.query(first, "SELECT root_path, uuid FROM project"))
     second.rename(place / "t4")
     first.rename(second)
     ok("sync", str(second), "--db", url)
     ok("sync", str(place / "t4"), "--db", url)
     ok("sync", str(second), "--db", url)
-    with sqlite3.connect(place / "shared.db") as connection:
-        now = dict(connection.execute("SELECT root_path, uuid FROM project").fetchall())
+    now = dict(shared_database.query(first, "SELECT root_path, uuid FROM project"))
     assert now == {str(second): ids[str(first)], str(place / "t4"): ids[str(second)]}
 
 
@@ -172,6 +176,7 @@ def history_works(root: Path, prefix: list[str]) -> None:
     assert "+# Note 1, second words" in bm("history", str(root / "n1.md"), "--diff", "~0")
 
 
+# SQLite only: what is tested is reading a SQLite file on a read-only mount (`mode=ro`).
 def test_history_reads_a_read_only_mount(place: Path) -> None:
     root, mounted = place / "e", place / "ro"
     make_notes(root)
@@ -186,6 +191,7 @@ def test_history_reads_a_read_only_mount(place: Path) -> None:
     assert "read-only file system" in line
 
 
+# SQLite only: an immutable read of a WAL file, by an unprivileged user (as_unprivileged).
 @pytest.mark.skipif(sys.platform != "linux", reason="setpriv")
 def test_history_reads_a_folder_it_cannot_write(place: Path) -> None:
     """A 555 folder (and its .basic-memory) read by another user: SQLite cannot make the
@@ -197,6 +203,7 @@ def test_history_reads_a_folder_it_cannot_write(place: Path) -> None:
     history_works(root, UNPRIVILEGED if os.geteuid() == 0 else [])
 
 
+# SQLite only: runs as an unprivileged user, and the hint is about memory.db's owner.
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs another user's folder")
 def test_another_users_state_folder_hints_at_ownership(place: Path) -> None:
     """Owned by root, read-only for `nobody`: chmod 644 does not help, chown does."""
@@ -214,18 +221,16 @@ def test_another_users_state_folder_hints_at_ownership(place: Path) -> None:
     assert "belongs to another user" in line and "chown" in line and "chmod" not in line
 
 
-def test_a_database_below_head_is_read_after_bm_sync_upgrades_it(place: Path) -> None:
+def test_a_database_below_head_is_read_after_bm_sync_upgrades_it(place: Path,
+                                                                  database: Database) -> None:
     root = place / "t"
     make_notes(root)
-    database = root / ".basic-memory" / "memory.db"
     downgraded = subprocess.run(
-        [sys.executable, "-m", "alembic", "-x", f"url=sqlite+aiosqlite:///{database}",
+        [sys.executable, "-m", "alembic", "-x", f"url={database.url_for(root)}",
          "downgrade", "0005"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert downgraded.returncode == 0, downgraded.stderr
     line = one_line_error(run_bm("history", str(root / "n1.md")))
     assert "revision 0005" in line and "bm sync" in line
-    with sqlite3.connect(database) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
-            "0005",)
+    assert database.query(root, "SELECT version_num FROM alembic_version") == [("0005",)]
     ok("sync", str(root))
     assert "~1" in ok("history", str(root / "n1.md"))

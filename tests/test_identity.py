@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bm_sync.index_format import read_index
 from tests.helpers import bm_json, run_bm, write
+from tests.helpers_pgfirst import Database, shared
 
 
 def project_id(root: Path) -> object:
     return read_index(root / ".basic-memory" / "index").meta.get("project_id")
-
-
-def rows(database: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(database) as connection:
-        return connection.execute(sql).fetchall()
 
 
 def make_notes(root: Path) -> None:
@@ -29,22 +24,24 @@ def make_notes(root: Path) -> None:
     write(root, "sub/c.md", "# C\n")
 
 
-def test_a_moved_folder_keeps_its_project_ids_and_history(tmp_path: Path) -> None:
-    notes, database = tmp_path / "notes", tmp_path / "shared.db"
+def test_a_moved_folder_keeps_its_project_ids_and_history(tmp_path: Path,
+                                                          database: Database) -> None:
+    notes, moved = tmp_path / "notes", tmp_path / "Notes"
+    shared_database = shared(database, tmp_path / "shared.db")
     make_notes(notes)
-    url = f"sqlite+aiosqlite:///{database}"
+    url = shared_database.url_for(notes)
     assert run_bm("sync", str(notes), "--db", url).returncode == 0
-    before = rows(database, "SELECT file_path, id FROM entity ORDER BY 1")
-    moved = tmp_path / "Notes"
+    before = shared_database.query(notes, "SELECT file_path, id FROM entity ORDER BY 1")
     notes.rename(moved)
     result = bm_json("sync", str(moved), "--db", url)
     assert (result["added"], result["deleted"], result["moved"]) == ([], [], [])
-    assert rows(database, "SELECT file_path, id FROM entity ORDER BY 1") == before
-    assert rows(database, "SELECT root_path FROM project") == [(str(moved),)]
+    assert shared_database.query(moved, "SELECT file_path, id FROM entity ORDER BY 1") == before
+    assert shared_database.query(moved, "SELECT root_path FROM project") == [(str(moved),)]
     timeline = bm_json("history", str(moved / "a.md"), "--db", url)
     assert [version["kind"] for version in timeline["versions"]] == ["added"]
 
 
+# The link is resolved before the database is opened: SQLite alone says as much.
 def test_a_symlinked_root_is_the_same_project(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     make_notes(notes)
@@ -53,30 +50,33 @@ def test_a_symlinked_root_is_the_same_project(tmp_path: Path) -> None:
     link.symlink_to(notes)
     result = bm_json("sync", str(link))
     assert (result["added"], result["deleted"]) == ([], [])
-    assert len(rows(notes / ".basic-memory" / "memory.db", "SELECT id FROM project")) == 1
+    assert len(Database("sqlite", None).query(notes, "SELECT id FROM project")) == 1
 
 
-def test_a_copied_folder_gets_its_own_identity(tmp_path: Path) -> None:
-    notes, database = tmp_path / "notes", tmp_path / "shared.db"
+def test_a_copied_folder_gets_its_own_identity(tmp_path: Path, database: Database) -> None:
+    notes = tmp_path / "notes"
+    shared_database = shared(database, tmp_path / "shared.db")
     make_notes(notes)
-    url = f"sqlite+aiosqlite:///{database}"
+    url = shared_database.url_for(notes)
     assert run_bm("sync", str(notes), "--db", url).returncode == 0
-    original = rows(database, "SELECT file_path, id FROM entity ORDER BY 1")
+    original = shared_database.query(notes, "SELECT file_path, id FROM entity ORDER BY 1")
     copy = tmp_path / "notes2"
     shutil.copytree(notes, copy, symlinks=True)
     copied = bm_json("sync", str(copy), "--db", url)
     assert sorted(copied["added"]) == ["a.md", "sub/b.md", "sub/c.md"]
     assert project_id(copy) != project_id(notes)
-    assert len(rows(database, "SELECT id FROM project")) == 2
+    assert len(shared_database.query(notes, "SELECT id FROM project")) == 2
     again = run_bm("sync", str(notes), "--db", url)  # the original is untouched
     assert again.returncode == 0 and "up to date" in again.stdout, again.stderr
     assert "rebuilt" not in again.stderr
-    ids = rows(database, "SELECT e.file_path, e.id FROM entity e JOIN project p "
-                         f"ON p.id = e.project_id WHERE p.root_path = '{notes}' ORDER BY 1")
+    ids = shared_database.query(notes, "SELECT e.file_path, e.id FROM entity e JOIN project p "
+                                       "ON p.id = e.project_id WHERE p.root_path = ? ORDER BY 1",
+                                str(notes))
     assert ids == original
     assert "up to date" in run_bm("sync", str(copy), "--db", url).stdout
 
 
+# Root discovery happens before the database is opened: SQLite alone says as much.
 def test_a_subfolder_uses_the_root_above_and_narrows_the_report(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     make_notes(notes)
@@ -91,6 +91,7 @@ def test_a_subfolder_uses_the_root_above_and_narrows_the_report(tmp_path: Path) 
     assert bm_json("status", str(notes))["added"] == []  # the whole folder was synced
 
 
+# SQLite only: the default SQLite file's URL is what is built from the folder's name.
 @pytest.mark.parametrize("name", ["C# notes", "what?", "50%25 done", "a b&c=d"])
 def test_folder_names_with_url_characters(tmp_path: Path, name: str) -> None:
     notes = tmp_path / name
@@ -104,6 +105,7 @@ def test_folder_names_with_url_characters(tmp_path: Path, name: str) -> None:
     assert (notes / ".basic-memory" / "memory.db").exists()
 
 
+# SQLite only: a SQLite file's folder; the URL checks below refuse before any database.
 def test_a_database_in_a_missing_folder_is_an_error_not_a_mkdir(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     make_notes(notes)

@@ -244,6 +244,7 @@ async def test_handler_receives_each_applied_change(notes: Path) -> None:
     assert sorted(seen) == [("added", "a.md"), ("added", "b.md")]
 
 
+# SQLite only: runs as an unprivileged user (as_unprivileged).
 def test_unreadable_file_fails_without_deletion_and_trips_the_breaker(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     write(notes, "b.md", "# B\n")
@@ -272,6 +273,7 @@ def test_unreadable_file_fails_without_deletion_and_trips_the_breaker(notes: Pat
     assert report.modified == ["b.md"] and report.failed == []
 
 
+# SQLite only: runs as an unprivileged user (as_unprivileged).
 def test_a_permission_fix_rearms_the_breaker(notes: Path) -> None:
     """After 3 failures on an unreadable file, `chmod 644` alone (same content) is enough:
     the next sync indexes it instead of skipping it for an hour."""
@@ -317,6 +319,7 @@ def test_cli_sync_json_quiet_and_summary(notes: Path) -> None:
     assert run_bm("status", str(notes)).stdout.startswith("up to date")
 
 
+# SQLite only: where the SQLite file named by --db or BM_DATABASE_URL is made.
 def test_db_option_and_environment_variable(notes: Path, tmp_path: Path) -> None:
     write(notes, "a.md", "# A\n")
     url = f"sqlite+aiosqlite:///{tmp_path / 'elsewhere.db'}"
@@ -480,6 +483,7 @@ async def test_interrupted_first_sync_then_delete_converges(notes: Path) -> None
     assert len(entities(notes)) == 449 and "n000.md" not in entities(notes)
 
 
+# SQLite only: yesterday's copy of the SQLite file put back.
 async def test_older_copy_of_the_database_is_noticed_and_rebuilt(notes: Path,
                                                                  tmp_path: Path) -> None:
     write(notes, "a.md", "# Old title\n")
@@ -567,6 +571,7 @@ def test_library_api_is_importable_and_status_stays_light() -> None:
     assert result.returncode == 0, result.stderr
 
 
+# SQLite only: runs as an unprivileged user (as_unprivileged).
 def test_a_file_failing_during_a_rebuild_does_not_rebuild_forever(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     write(notes, "b.md", "# B\n")
@@ -629,6 +634,7 @@ def test_progress_bar_on_a_terminal_then_one_summary_line(notes: Path) -> None:
     assert "1500 added, 0 modified, 0 deleted, 0 moved, 0 failed in " in last
 
 
+# SQLite only: waits for memory.db to appear to know the first sync holds the lock.
 def test_a_second_real_sync_exits_at_once_while_the_first_runs(notes: Path) -> None:
     _many_notes(notes, 3000)
     first = subprocess.Popen([*BM, "sync", str(notes), "--quiet"], stderr=subprocess.PIPE,
@@ -644,6 +650,7 @@ def test_a_second_real_sync_exits_at_once_while_the_first_runs(notes: Path) -> N
     assert len(entities(notes)) == 3000 and Detector(notes).status().change_count == 0
 
 
+# SQLite only: runs as an unprivileged user (as_unprivileged).
 def test_breaker_retries_after_an_hour_and_the_failure_record_is_capped(notes: Path) -> None:
     write(notes, "ok.md", "# Ok\n")
     for number in range(150):
@@ -703,6 +710,7 @@ async def test_a_crash_then_an_undo_still_converges(notes: Path) -> None:
     assert Detector(notes).status().change_count == 0
 
 
+# SQLite only: runs as an unprivileged user (as_unprivileged).
 def test_a_rebuild_never_deletes_below_an_unreadable_folder(notes: Path) -> None:
     write(notes, "sub/a.md", "# A\n")
     write(notes, "b.md", "# B\n- relates [[A]]\n")

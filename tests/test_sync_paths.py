@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bm_sync.sync import SyncEngine
 from tests.helpers import write
+from tests.helpers_pgfirst import Database
 
 
+@pytest.mark.usefixtures("database")
 async def test_a_sync_of_reported_paths_applies_exactly_them(notes: Path) -> None:
     write(notes, "a.md", "# A\n")
     write(notes, "b.md", "# B\n")
@@ -29,19 +33,16 @@ async def test_a_sync_of_reported_paths_applies_exactly_them(notes: Path) -> Non
         assert (await engine.sync()).change_count == 0
 
 
-async def test_entity_ids_follow_path_order_whatever_the_hashing_order(notes: Path) -> None:
+async def test_entity_ids_follow_path_order_whatever_the_hashing_order(
+        notes: Path, database: Database) -> None:
     """Issue 7: entity ids must not depend on which hash finishes first. A large note first in
     path order finishes hashing last; its row is still the first written, in the first batch."""
-    import sqlite3
-
     write(notes, "a-large.md", "# Large\n" + "a line of a large note\n" * 400_000)
     for number in range(450):
         write(notes, f"n{number:03}.md", f"# Note {number}\n")
     async with SyncEngine.open(notes) as engine:
         await engine.sync()
-    with sqlite3.connect(notes / ".basic-memory" / "memory.db") as connection:
-        paths = [path for (path,) in connection.execute(
-            "SELECT file_path FROM entity ORDER BY id")]
+    paths = [path for (path,) in database.query(notes, "SELECT file_path FROM entity ORDER BY id")]
     assert paths == sorted(paths)
 
 

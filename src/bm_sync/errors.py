@@ -111,7 +111,7 @@ def database_hint(message: str, database: Path | None = None) -> str:
     the other drivers resemble) and, for a SQLite file, who owns it: a file or folder of
     another user is a matter of ownership, which chmod does not fix."""
     lowered = message.lower()
-    if "locked" in lowered or "busy" in lowered:
+    if "locked" in lowered or "busy" in lowered or "lock timeout" in lowered:
         return "another process holds the database; sync again when it is done"
     permission = "permission" in lowered or "unable to open" in lowered
     if "readonly" in lowered or "read-only" in lowered or permission:

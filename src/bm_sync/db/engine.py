@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bm_sync.db import HEAD_REVISION, postgres
 from bm_sync.db.read_only import cannot_open, read_only_uri
-from bm_sync.db.urls import sqlite_file
+from bm_sync.db.urls import LOCK_TIMEOUT_MS, sqlite_file
 from bm_sync.errors import DatabaseUnusable, DatabaseUrlInvalid, database_hint
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = LOCK_TIMEOUT_MS
 
 
 def migrations_dir() -> Path:
@@ -52,7 +52,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(url: str) -> AsyncEngine:
     """An engine for `url`, not connected yet (SQLite gets its pragmas on each connection)."""
     try:
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, connect_args=_connect_arguments(url))
     except (ArgumentError, NoSuchModuleError, InvalidRequestError) as error:
         # A malformed URL, an unknown dialect or a sync-only driver: the user's input.
         raise DatabaseUrlInvalid(f"database URL {redacted(url)!r} is not usable: "
@@ -65,6 +65,16 @@ def create_engine(url: str) -> AsyncEngine:
     elif engine.dialect.name == "postgresql":
         postgres.prepare(engine)
     return engine
+
+
+def _connect_arguments(url: str) -> dict[str, object]:
+    """PostgreSQL waits for another session's lock as long as SQLite's busy timeout, then
+    fails the statement (SQLSTATE 55P03), instead of forever (the server's default)."""
+    from sqlalchemy.engine import make_url
+
+    if make_url(url).get_backend_name() != "postgresql":
+        return {}
+    return {"server_settings": {"lock_timeout": str(BUSY_TIMEOUT_MS)}}
 
 
 async def open_database(url: str) -> AsyncEngine:

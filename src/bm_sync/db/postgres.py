@@ -46,6 +46,8 @@ def prepare(engine: AsyncEngine) -> None:
 def lock_migrations(connection: Connection) -> None:
     """Hold the migration lock until the surrounding transaction ends (PostgreSQL only)."""
     if connection.dialect.name == "postgresql":
+        # Another first sync may migrate for longer than the lock timeout: wait it out.
+        connection.execute(text("SET LOCAL lock_timeout = 0"))
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                            {"key": MIGRATION_LOCK_KEY})
 

@@ -116,6 +116,11 @@ def _check_postgres_query(url: str) -> None:
             f"{hint}; known: {', '.join(sorted(POSTGRES_PARAMETERS))}")
 
 
+# How long a statement waits for another session's lock (SQLite's busy timeout, PostgreSQL's
+# lock_timeout) before it fails with one line.
+LOCK_TIMEOUT_MS = 10_000
+
+
 def postgres_connect_arguments(url: str) -> dict[str, Any]:
     """`asyncpg.connect`'s keywords for a `postgresql+asyncpg://` URL, as SQLAlchemy's asyncpg
     dialect makes them (user, password, host, port, database, then every query parameter), for
@@ -136,6 +141,9 @@ def postgres_connect_arguments(url: str) -> dict[str, Any]:
     arguments.pop("prepared_statement_cache_size", None)  # SQLAlchemy's own
     if isinstance(arguments.get("port"), str):
         arguments["port"] = int(arguments["port"])
+    # As the engine's connections (db/engine.py): never wait for another session's lock
+    # forever.
+    arguments["server_settings"] = {"lock_timeout": str(LOCK_TIMEOUT_MS)}
     return arguments
 
 

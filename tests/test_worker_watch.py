@@ -32,6 +32,15 @@ __all__ = ["pg_url", "user_data"]  # fixtures
 LONG_INTERVAL = "300"
 
 
+def register(url: str, folders: list[Path]) -> None:
+    async def add() -> None:
+        async with Registry.open(url) as registry:
+            for folder in folders:
+                await registry.add(folder, None)
+
+    asyncio.run(add())
+
+
 def watching(project: str) -> object:
     """A `wait_for` predicate: the project's watch session has reconciled (it is watched)."""
     def reconciled(events: list[Event]) -> bool:
@@ -88,9 +97,10 @@ def test_a_saved_note_lands_within_the_interval_and_sigterm_leaves_the_index_wri
 def test_a_removed_project_stops_being_watched_and_the_other_goes_on(
         tmp_path: Path, pg_url: str) -> None:
     kept, removed = make_notes(tmp_path / "kept", 2), make_notes(tmp_path / "removed", 2)
-    for folder in (kept, removed):
-        bm_ok("project", "add", str(folder), "--db", pg_url)
-    worker = WorkerProcess("--db", pg_url, "--watch", "--interval", LONG_INTERVAL)
+    register(pg_url, [kept, removed])
+    # One sync at a time, in the worker itself: no sync processes to start (a faster test).
+    worker = WorkerProcess("--db", pg_url, "--watch", "--interval", LONG_INTERVAL,
+                           "--concurrency", "1")
     for name in ("kept", "removed"):
         worker.wait_for(watching(name), f"{name} watched")  # type: ignore[arg-type]
     assert watcher_running(removed)
@@ -115,15 +125,10 @@ def test_a_removed_project_stops_being_watched_and_the_other_goes_on(
 def test_two_watching_workers_share_the_projects_without_overlap(
         tmp_path: Path, pg_url: str) -> None:
     folders = [make_notes(tmp_path / f"w{number}", 2) for number in range(4)]
-
-    async def add() -> None:
-        async with Registry.open(pg_url) as registry:
-            for folder in folders:
-                await registry.add(folder, None)
-
-    asyncio.run(add())
+    register(pg_url, folders)
     workers = [WorkerProcess("--db", pg_url, "--watch", "--max-watched", "2",
-                             "--interval", LONG_INTERVAL) for _ in range(2)]
+                             "--interval", LONG_INTERVAL, "--concurrency", "1")
+               for _ in range(2)]
     wait_until(lambda: sum(len([event for event in worker.syncs()
                                 if event.get("via") == "reconcile"])
                            for worker in workers) >= 4, "all four projects watched")

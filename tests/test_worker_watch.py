@@ -155,3 +155,22 @@ def test_option_misuse_is_a_usage_error(args: list[str], message: str,
     result = run_bm("worker", *args, env=user_data)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_each_slot_rolls_the_watch_over_with_a_reconcile_recorded_in_the_registry(
+        tmp_path: Path, user_data: dict[str, str]) -> None:
+    folder = make_notes(tmp_path / "rolling", 2)
+    bm_ok("project", "add", str(folder), env=user_data)
+    url = sqlite_url(Path(user_data["XDG_DATA_HOME"]) / "bm-sync" / "projects.db")
+    worker = WorkerProcess("--watch", "--interval", "2", env=user_data)
+    worker.wait_for(lambda events: sum(event.get("via") == "reconcile"
+                                       for event in events) >= 3, "three slots watched")
+    write(folder, "late.md", "# Late\n")
+    wait_until(lambda: "late.md" in entity_paths(url, folder), "a note saved after a roll-over")
+    assert worker.terminate() == 0
+
+    _rows, runs = registry_state(url)
+    watch_runs = [run for run in runs if run.worker.endswith(WATCH_SUFFIX)]
+    assert len(watch_runs) >= 3 and all(run.result == "ok" for run in watch_runs)
+    assert overlaps(runs) == []
+    assert entity_paths(url, folder) == {"n0.md", "n1.md", "late.md"}

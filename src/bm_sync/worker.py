@@ -161,6 +161,7 @@ class Worker:
                          started: float) -> int:
         """Claim and start every due project there is room for; return how many projects
         were due (claimed or not: with `once`, the worker ends when none is)."""
+        watched = set(self._watching)  # a watch claimed during the read is not in `rows`
         try:
             rows = await registry.projects()
         except Exception as error:  # the database is away: say so, try again next turn
@@ -169,7 +170,7 @@ class Worker:
         now = time.time()
         spacing = offsets([row.name for row in rows], self.interval)
         slot = self.interval / len(rows) if rows else self.interval
-        self._check_watched(rows, spacing, slot, now)
+        self._check_watched(watched, rows, spacing, slot, now)
         due_count = 0
         unscheduled_watch = self.watch  # see below: one such start per turn
         for row in least_recently_started(rows):
@@ -240,12 +241,14 @@ class Worker:
                 and len(self._watching) < self.max_watched and row.id not in self._watching
                 and watchable(Path(row.root_path), row.last_files, row.last_result))
 
-    def _check_watched(self, rows: list[RegisteredRow], spacing: dict[str, float],
-                       slot: float, now: float) -> None:
-        """Stop watching a project that was removed, whose lease is no longer this worker's,
-        or whose next slot has come (the next session's reconcile is its interval scan)."""
+    def _check_watched(self, watched: set[int], rows: list[RegisteredRow],
+                       spacing: dict[str, float], slot: float, now: float) -> None:
+        """Stop watching a project (of `watched`, those watched before `rows` were read) that
+        was removed, whose lease is no longer this worker's, or whose next slot has come (the
+        next session's reconcile is its interval scan)."""
         by_id = {row.id: row for row in rows}
-        for project, (session, _task) in list(self._watching.items()):
+        for project in watched & set(self._watching):
+            session, _task = self._watching[project]
             row = by_id.get(project)
             if row is None:
                 session.stop("the project was removed")

@@ -117,19 +117,31 @@ def worker(
     json_output: JsonOption = False,
     once: Annotated[bool, typer.Option("--once", help="Sync each project once, then exit.")
                     ] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Also apply file events of local folders within about a second; the "
+                        "interval scan stays as the reconcile.")] = False,
+    max_watched: Annotated[int | None, typer.Option(
+        "--max-watched", min=1,
+        help="With --watch: watch at most N projects at once (default 16; the rest sync "
+             "every interval).")] = None,
 ) -> None:
     """Keep every registered project in sync: one line per sync, a heartbeat per interval.
-    SIGTERM finishes the syncs in flight and exits 0."""
+    SIGTERM finishes the syncs in flight, stops the watchers and exits 0."""
     import asyncio
 
     from bm_sync.projects import registry_url
     from bm_sync.worker import Worker
 
+    if watch and once:
+        raise typer.BadParameter("--watch keeps watching; it cannot be combined with --once")
+    if max_watched is not None and not watch:
+        raise typer.BadParameter("--max-watched needs --watch")
+
     def emit(event: dict[str, object]) -> None:
         print(json.dumps(event) if json_output else _event_line(event), flush=True)
 
     runner = Worker(registry_url(database_url), emit, interval=interval,
-                    concurrency=concurrency, once=once)
+                    concurrency=concurrency, once=once, watch=watch, max_watched=max_watched)
     asyncio.run(runner.run())
 
 
@@ -218,9 +230,14 @@ def _event_line(event: dict[str, object]) -> str:
         if "retry_in_s" in event:
             line += (f"; {event['consecutive_failures']} failures in a row, retry in "
                      f"{event['retry_in_s']} s")
+        if "via" in event:
+            line += f" (via {event['via']})"
         return f"sync {line}"
+    if event["event"] == "warning":
+        return f"warning {event['project']}: {event['warning']}"
     if event["event"] == "heartbeat":
         return (f"heartbeat {event['worker']}: {event['in_flight']} syncing, "
+                f"{event['watching']} watched, "
                 f"{event['synced']} synced, {event['failed']} failed, "
                 f"peak RSS {event['peak_rss_mb']} MB")
     return f"error {event.get('project', '')}: {event['error']}".replace("error : ", "error: ")

@@ -20,7 +20,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,14 @@ if TYPE_CHECKING:
 REGISTRY_FILE = "projects.db"
 # The result of a sync as the registry records it; anything but OK counts as a failure.
 OK, FAILED, MISSING, UNREADABLE, BUSY = "ok", "failed", "missing", "unreadable", "busy"
+REMOVED = "removed"  # a watch lease revoked by `bm project remove`
+# Appended to a worker's id for the leases of the projects it watches (`bm worker --watch`):
+# such a lease lasts a whole slot, so `bm project remove` revokes it instead of waiting.
+WATCH_SUFFIX = "/watch"
 REMOVE_WAIT_S = 60.0  # how long `bm project remove` waits for a sync in flight
+# How long a worker may take to notice that its watch lease was revoked: it reads the
+# registry every second at most (`worker.Worker.poll_s`), and a little more for the batch.
+WATCHER_NOTICE_S = 1.5
 
 
 class ProjectError(BmSyncError):
@@ -148,7 +155,7 @@ async def sync_folder(name: str, root: Path, database_url: str,
     else:
         try:
             async with SyncEngine.open(root, database_url) as engine:
-                _describe(outcome, await engine.sync())
+                describe_report(outcome, await engine.sync())
         except SyncLocked as error:
             outcome.result, outcome.error = BUSY, str(error)
         except BmSyncError as error:
@@ -158,7 +165,8 @@ async def sync_folder(name: str, root: Path, database_url: str,
     return outcome
 
 
-def _describe(outcome: SyncOutcome, report: SyncReport) -> None:
+def describe_report(outcome: SyncOutcome, report: SyncReport) -> None:
+    """Fill `outcome`'s counts from a sync's report."""
     outcome.changes = {"added": len(report.added), "modified": len(report.modified),
                        "deleted": len(report.deleted), "moved": len(report.moved)}
     outcome.files_scanned = (report.unchanged + len(report.added) + len(report.modified)
@@ -232,14 +240,38 @@ class Registry:
 
     async def _take_for_removal(self, row: RegisteredRow) -> None:
         """Take the project's lease, waiting for a sync in flight to end: rows deleted under a
-        running sync would be written again by it."""
+        running sync would be written again by it. A watcher's lease (`WATCH_SUFFIX`) lasts
+        a whole slot, so it is revoked instead; then the watcher must be gone before the rows
+        go (`_watcher_gone`)."""
         deadline = time.monotonic() + REMOVE_WAIT_S
-        while await self.claim(row, worker_id(), time.time(), None, REMOVE_WAIT_S,
+        holder = worker_id()
+        revoked_until: float | None = None
+        while await self.claim(row, holder, time.time(), None, REMOVE_WAIT_S,
                                ignore_backoff=True) is None:
+            current = await self.find(row.name)
+            if current.lease_holder is not None and \
+                    current.lease_holder.endswith(WATCH_SUFFIX):
+                await self._revoke(current)
+                revoked_until = max(revoked_until or 0.0, current.lease_expires_at or 0.0)
+                continue
             if time.monotonic() > deadline:
-                raise ProjectError(f"{row.name} is being synced by {row.lease_holder}; "
+                raise ProjectError(f"{row.name} is being synced by {current.lease_holder}; "
                                    "try again when that sync ends")
             await asyncio.sleep(0.2)
+        if revoked_until is not None:
+            await _watcher_gone(Path(row.root_path), revoked_until)
+
+    async def _revoke(self, row: RegisteredRow) -> None:
+        """End a watcher's run and free its lease: its worker sees that within a second (it
+        reads the registry every second) and stops watching."""
+        holder = row.lease_holder
+        assert holder is not None
+        open_runs = [run.id for run in await self.worker_runs()
+                     if run.project_name == row.name and run.worker == holder
+                     and run.ended_at is None]
+        await self.finish(row, open_runs[-1] if open_runs else -1, holder,
+                          SyncOutcome(row.name, row.root_path, REMOVED,
+                                      "revoked by bm project remove"), not_before=None)
 
     async def entity_counts(self) -> dict[str, int]:
         from bm_sync.db.registry import entity_counts
@@ -293,6 +325,30 @@ def _folder_id(root: Path) -> str | None:
         return None
 
 
+async def _watcher_gone(root: Path, revoked_until: float) -> None:
+    """Wait until the folder's watcher has stopped (its `watch.lock` is free) after its lease
+    was revoked, at most until that lease would have expired (a worker stops watching once
+    it cannot confirm its lease: `Leases`). The first second is always waited: the worker
+    may be between two batches, or about to start its watcher, when the lease is revoked."""
+    from bm_sync.detector import STATE_DIR
+    from bm_sync.lock import AlreadyWatching, WatchLock
+
+    await asyncio.sleep(WATCHER_NOTICE_S)
+    state_dir = root / STATE_DIR
+    while time.time() < revoked_until and state_dir.is_dir():
+        lock = WatchLock(state_dir)
+        try:
+            lock.acquire()
+        except AlreadyWatching:
+            await asyncio.sleep(0.1)
+            continue
+        except BmSyncError:  # unreadable: wait for the lease's expiry instead
+            await asyncio.sleep(0.1)
+            continue
+        lock.release()
+        return
+
+
 def _remove_versions(root: Path) -> None:
     """Delete the folder's stored versions (its version packs), under the folder's lock; a
     folder that is gone or locked keeps them (one could delete `.basic-memory` by hand)."""
@@ -314,13 +370,20 @@ def _remove_versions(root: Path) -> None:
 class Leases:
     """The leases one process holds (registered project id -> worker run id), renewed every
     quarter of `lease_s` while the `async with` block runs: a sync may take longer than a
-    lease, and a killed process's leases expire within `lease_s`."""
+    lease, and a killed process's leases expire within `lease_s`.
 
-    def __init__(self, registry: Registry, holder: str, lease_s: float) -> None:
+    `on_lost(project id)` hears of a lease this process no longer holds: another holder has
+    it (revoked by `bm project remove`), or renewals failed until it expired. A sync goes on
+    regardless (its lease only guards the start); a watcher stops."""
+
+    def __init__(self, registry: Registry, holder: str, lease_s: float,
+                 on_lost: Callable[[int], None] | None = None) -> None:
         self.registry = registry
         self.holder = holder
         self.lease_s = lease_s
+        self.on_lost = on_lost
         self.held: dict[int, int] = {}
+        self._confirmed: dict[int, float] = {}  # project id -> the expiry last confirmed
         self._renewing: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Leases:
@@ -332,14 +395,34 @@ class Leases:
             self._renewing.cancel()
             await asyncio.gather(self._renewing, return_exceptions=True)
 
+    def hold(self, project: int, run_id: int) -> None:
+        """A lease just claimed (good for `lease_s`)."""
+        self.held[project] = run_id
+        self._confirmed[project] = time.time() + self.lease_s
+
+    def drop(self, project: int) -> None:
+        self.held.pop(project, None)
+        self._confirmed.pop(project, None)
+
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 4)
+            held = dict(self.held)
+            until = time.time() + self.lease_s
             try:
-                await self.registry.renew(self.holder, dict(self.held),
-                                          time.time() + self.lease_s)
+                kept = await self.registry.renew(self.holder, held, until)
             except Exception:  # the database is away: the next renewal tries again
-                continue
+                kept = set()
+                lost = {project for project in held
+                        if self._confirmed.get(project, until) < time.time()}
+            else:
+                lost = set(held) - kept
+            for project in kept:
+                if project in self.held:
+                    self._confirmed[project] = until
+            for project in lost:
+                if self.on_lost is not None and project in self.held:
+                    self.on_lost(project)
 
 
 def _files(count: object) -> str:

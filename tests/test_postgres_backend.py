@@ -305,3 +305,41 @@ def test_a_no_change_sync_into_postgres_never_imports_sqlalchemy(
     result = subprocess.run([sys.executable, "-c", code, str(notes), postgres_url],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_table_locked_by_another_session_is_one_line_not_a_wait(notes: Path,
+                                                                  postgres_url: str) -> None:
+    """Another session holds a lock on the entity table past the lock timeout: one line that
+    names the cause (as SQLite's busy timeout does), not a sync waiting forever; once the lock
+    is gone, the next sync converges."""
+    write(notes, "a.md", "# A\n")
+    assert run_bm("sync", str(notes), "--db", postgres_url).returncode == 0
+    write(notes, "b.md", "# B\n")
+    dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import asyncio, sys\nimport asyncpg\n"
+         "async def main():\n"
+         "    connection = await asyncpg.connect(sys.argv[1])\n"
+         "    transaction = connection.transaction()\n"
+         "    await transaction.start()\n"
+         "    await connection.execute('LOCK TABLE entity IN ACCESS EXCLUSIVE MODE')\n"
+         "    print('locked', flush=True)\n"
+         "    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)\n"
+         "    await transaction.rollback()\n"
+         "    await connection.close()\n"
+         "asyncio.run(main())\n", dsn],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline().strip() == "locked"
+    try:
+        result = subprocess.run([*BM, "sync", str(notes), "--db", postgres_url],
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        holder.stdin.write("release\n")
+        holder.stdin.close()
+        holder.wait()
+    line = one_line_error(result, 1)
+    assert "lock timeout" in line and "another process holds the database" in line
+    report = bm_json("sync", str(notes), "--db", postgres_url)
+    assert "b.md" in report["added"]

@@ -6,6 +6,7 @@ watcher's own output or for the database, with generous timeouts (CI runs on 2 b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -245,6 +246,10 @@ def test_sigterm_finishes_the_batch_and_exits_0_and_a_second_watcher_is_refused(
         assert second.stderr.strip() == (
             f"bm: error: already watching {notes} (pid {watcher.process.pid})")
         write(notes, "b.md", NOTE, old=False)
+        # Once the watcher has seen the event (pending in its batch, or applied already), a
+        # stop applies it before the exit. Waiting for that keeps a loaded machine's late
+        # event delivery out of the test.
+        eventually(lambda: "b.md" in _seen_by(notes), "the watcher seeing b.md")
         code = watcher.terminate()
         assert code == 0, watcher.describe()
     assert "b.md" in entities(notes)  # the batch in flight was applied before the exit
@@ -330,3 +335,11 @@ def test_restore_while_watching_is_recorded_once_as_a_modification(notes: Path) 
     history = run_bm("history", str(notes / "a.md"), "--json")
     kinds = [version["kind"] for version in __import__("json").loads(history.stdout)["versions"]]
     assert kinds == ["modified", "modified", "added"]
+
+
+def _seen_by(root: Path) -> set[str]:
+    """The paths the watcher of `root` has taken in: added in its pending batch (its fast-path
+    status) or already in the database."""
+    answer = fsmonitor.ask(str(root), {"op": "status", "json": True})
+    pending = set(json.loads(answer["stdout"])["added"]) if answer is not None else set()
+    return pending | set(entities(root))

@@ -118,22 +118,7 @@ def test_a_read_only_notes_folder_can_be_read_not_synced(notes: Path) -> None:
     os.chmod(notes / "a.md", 0o644)
 
     def status_then_sync() -> tuple[list[str], str]:
-        import asyncio
-
-        from bm_sync import SyncFailed
-        from bm_sync.sync import SyncEngine
-
-        added = Detector(notes).status().added
-
-        async def run() -> str:
-            async with SyncEngine.open(notes) as engine:
-                try:
-                    await engine.sync()
-                except SyncFailed as error:
-                    return str(error)
-            return "synced"
-
-        return added, asyncio.run(run())
+        return Detector(notes).status().added, sync_message(notes)
 
     added, message = as_unprivileged(status_then_sync)
     assert added == ["a.md"]

@@ -44,17 +44,12 @@ class FolderLock:
             descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise _unavailable(self.path, error, _owner_of(self.state_dir)) from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            holder = _read_holder(descriptor)
-            os.close(descriptor)
+        holder = lock_with_pid(descriptor, wait=wait)
+        if holder is not None:
             raise SyncLocked(
                 f"another bm process{holder} is syncing {self.state_dir.parent}; "
                 "try again when it ends, or pass --wait"
-            ) from None
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, str(os.getpid()).encode())
+            )
         self._descriptor = descriptor
         self._depth = 1
         try:
@@ -97,6 +92,21 @@ def _owner_of(folder: Path) -> int | None:
     return None
 
 
+def lock_with_pid(descriptor: int, *, wait: bool = False) -> str | None:
+    """Take an exclusive `flock` on the open lock file `descriptor` and write our pid in it:
+    None once held. When another process holds it (and `wait` is off), close `descriptor`
+    and return who: " (pid N)", or "" when its pid cannot be read."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        holder = _read_holder(descriptor)
+        os.close(descriptor)
+        return holder
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, str(os.getpid()).encode())
+    return None
+
+
 def _read_holder(descriptor: int) -> str:
     try:
         pid = os.pread(descriptor, 32, 0).decode().strip()
@@ -129,14 +139,9 @@ class WatchLock:
             descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise _unavailable(self.path, error, _owner_of(self.state_dir)) from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(descriptor)
-            os.close(descriptor)
-            raise AlreadyWatching(f"already watching {self.state_dir.parent}{holder}") from None
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, str(os.getpid()).encode())
+        holder = lock_with_pid(descriptor)
+        if holder is not None:
+            raise AlreadyWatching(f"already watching {self.state_dir.parent}{holder}")
         self._descriptor = descriptor
 
     def release(self) -> None:

@@ -23,7 +23,6 @@ second one refuses with one line.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import signal
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bm_sync.db.urls import sqlite_file
+from bm_sync.lock import lock_with_pid
 from bm_sync.projects import (
     BUSY,
     WATCH_SUFFIX,
@@ -350,17 +350,11 @@ class _single_worker:  # noqa: N801 (a context manager used like a function)
             descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise ProjectError(f"cannot open {self.path}: {error.strerror or error}") from error
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
-            os.close(descriptor)
+        holder = lock_with_pid(descriptor)
+        if holder is not None:
             raise ProjectError(
-                f"another bm worker (pid {holder or '?'}) is running on {self.database}; on "
-                "SQLite one worker at a time (use PostgreSQL for a fleet: docs/deploy.md)"
-            ) from None
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, str(os.getpid()).encode())
+                f"another bm worker{holder} is running on {self.database}; on "
+                "SQLite one worker at a time (use PostgreSQL for a fleet: docs/deploy.md)")
         self.descriptor = descriptor
 
     def __exit__(self, *_exc: object) -> None:

@@ -12,10 +12,17 @@ a time, and a lost connection noticed once and for all.
   the engine "lost": `ProjectDatabase` then refuses every new session with
   `DatabaseConnectionLost`, so the run stops instead of reconnecting half-way and applying the
   rest of it as if nothing happened.
+- Behind a transaction-pooling proxy (PgBouncer, `pool_mode = transaction`; the URL says so
+  with `?prepared_statement_cache_size=0`, `urls.behind_pooler`) each transaction may run on
+  another server connection, shared with other clients: statements are prepared under unique
+  names and never cached (SQLAlchemy's own statement cache off, asyncpg's too), and the lock
+  timeout, which PgBouncer refuses as a startup parameter, is set by `SET LOCAL` at the start
+  of each transaction instead.
 """
 
 from __future__ import annotations
 
+import uuid
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +31,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bm_sync.db.urls import LOCK_TIMEOUT_MS, behind_pooler
 
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
@@ -41,6 +50,39 @@ def prepare(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", _scrub_parameters, retval=True)
     event.listen(sync_engine, "handle_error", _watch_connection)
+    if behind_pooler(engine.url.render_as_string(hide_password=False)):
+        event.listen(sync_engine, "do_connect", _pooled_connect)
+        event.listen(sync_engine, "begin", _local_lock_timeout)
+
+
+def _pooled_connect(_dialect: Any, _record: Any, _arguments: Any,
+                    parameters: dict[str, Any]) -> None:
+    """Connect for a transaction-pooling proxy (module doc): no startup setting it would
+    refuse, no statement cache, a statement name no other client can be using."""
+    settings = {name: value for name, value in parameters.get("server_settings", {}).items()
+                if name != "lock_timeout"}
+    if settings:
+        parameters["server_settings"] = settings
+    else:
+        parameters.pop("server_settings", None)
+    parameters["statement_cache_size"] = 0
+    parameters["prepared_statement_cache_size"] = 0
+    parameters["prepared_statement_name_func"] = _unique_statement_name
+
+
+def _unique_statement_name() -> str:
+    return f"__bm_{uuid.uuid4().hex}__"
+
+
+def _local_lock_timeout(connection: Connection) -> None:
+    """The lock timeout the direct connections get at startup, for this transaction only
+    (the driver's cursor: the SQLAlchemy connection is between `begin` and its transaction
+    here). The driver opens the transaction with this statement."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+    finally:
+        cursor.close()
 
 
 def lock_migrations(connection: Connection) -> None:

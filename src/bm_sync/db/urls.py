@@ -116,6 +116,8 @@ def _check_postgres_query(url: str) -> None:
             f"{hint}; known: {', '.join(sorted(POSTGRES_PARAMETERS))}")
 
 
+# SQLAlchemy's asyncpg setting that says "behind a transaction-pooling proxy" (`behind_pooler`).
+POOLED_PARAMETER = "prepared_statement_cache_size"
 # How long a statement waits for another session's lock (SQLite's busy timeout, PostgreSQL's
 # lock_timeout) before it fails with one line.
 LOCK_TIMEOUT_MS = 10_000
@@ -138,13 +140,30 @@ def postgres_connect_arguments(url: str) -> dict[str, Any]:
     if parts.path.strip("/"):
         arguments["database"] = unquote(parts.path.lstrip("/"))
     arguments.update(parse_qsl(parts.query, keep_blank_values=True))
-    arguments.pop("prepared_statement_cache_size", None)  # SQLAlchemy's own
+    arguments.pop(POOLED_PARAMETER, None)  # SQLAlchemy's own
     if isinstance(arguments.get("port"), str):
         arguments["port"] = int(arguments["port"])
-    # As the engine's connections (db/engine.py): never wait for another session's lock
-    # forever.
-    arguments["server_settings"] = {"lock_timeout": str(LOCK_TIMEOUT_MS)}
+    if behind_pooler(url):
+        # Unnamed statements only (see `behind_pooler`); no startup setting: the reads
+        # wait for a lock as the server's default says.
+        arguments["statement_cache_size"] = 0
+    else:
+        # As the engine's connections (db/engine.py): never wait for another session's
+        # lock forever.
+        arguments["server_settings"] = {"lock_timeout": str(LOCK_TIMEOUT_MS)}
     return arguments
+
+
+def behind_pooler(url: str) -> bool:
+    """Whether the URL says it goes through a transaction-pooling proxy (PgBouncer with
+    `pool_mode = transaction`): `?prepared_statement_cache_size=0`, SQLAlchemy's documented
+    setting for it. A pooler hands each transaction to any of its server connections, so a
+    statement prepared in one transaction is not there in the next, and two clients' names
+    collide on one server connection; and PgBouncer refuses a startup parameter it does not
+    know (`lock_timeout`). No reliable way to detect a pooler from the client exists (it
+    forwards the server's own parameters), hence a setting the user writes."""
+    return any(name == POOLED_PARAMETER and value.strip() == "0"
+               for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True))
 
 
 def hide_password(url: str) -> str:

@@ -50,17 +50,12 @@ class Bouncer:
         self.process = process
 
     def url(self, server_url: str) -> str:
-        """`server_url` (a database of the test server) as reached through the bouncer."""
+        """`server_url` (a database of the test server) as the user writes it to go through
+        the bouncer (docs/deploy.md): its socket, and `prepared_statement_cache_size=0`."""
         parts = urlsplit(server_url)
         query = dict(parse_qsl(parts.query))
-        query.update(host=str(self.folder), port=str(PORT))
+        query.update(host=str(self.folder), port=str(PORT), prepared_statement_cache_size="0")
         return parts._replace(query=urlencode(query, quote_via=quote, safe="/")).geturl()
-
-    def create_database(self) -> str:
-        """A new empty database on the test server; its URL through the bouncer, as the
-        user writes it (docs/deploy.md): `prepared_statement_cache_size=0`."""
-        return self.url(postgres.server().create_database()) + \
-            "&prepared_statement_cache_size=0"
 
     def log(self) -> str:
         try:
@@ -124,9 +119,10 @@ def _wait_for_socket(folder: Path, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if process.poll() is not None:
+            log = folder / "pgbouncer.log"
             raise PgBouncerUnavailable(
                 f"pgbouncer exited ({process.returncode}) at start: "
-                f"{(folder / 'pgbouncer.log').read_text(errors='replace') if (folder / 'pgbouncer.log').exists() else ''}")
+                f"{log.read_text(errors='replace') if log.exists() else '(no log)'}")
         if path.exists():
             with socket.socket(socket.AF_UNIX) as probe:
                 try:

@@ -14,15 +14,14 @@ a time, and a lost connection noticed once and for all.
   rest of it as if nothing happened.
 - Behind a transaction-pooling proxy (PgBouncer, `pool_mode = transaction`; the URL says so
   with `?prepared_statement_cache_size=0`, `urls.behind_pooler`) each transaction may run on
-  another server connection, shared with other clients: statements are prepared under unique
-  names and never cached (SQLAlchemy's own statement cache off, asyncpg's too), and the lock
+  another server connection, shared with other clients: statements are unnamed and never
+  cached (SQLAlchemy's own statement cache off, asyncpg's too), and the lock
   timeout, which PgBouncer refuses as a startup parameter, is set by `SET LOCAL` at the start
   of each transaction instead.
 """
 
 from __future__ import annotations
 
-import uuid
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -58,7 +57,10 @@ def prepare(engine: AsyncEngine) -> None:
 def _pooled_connect(_dialect: Any, _record: Any, _arguments: Any,
                     parameters: dict[str, Any]) -> None:
     """Connect for a transaction-pooling proxy (module doc): no startup setting it would
-    refuse, no statement cache, a statement name no other client can be using."""
+    refuse, and no statement cache, SQLAlchemy's or asyncpg's. With its cache off, asyncpg
+    (0.31 and later) prepares every statement unnamed: it lives until the next one on that
+    server connection, inside our transaction, so no name can collide with another
+    client's and none is left behind on a server connection the pooler hands on."""
     settings = {name: value for name, value in parameters.get("server_settings", {}).items()
                 if name != "lock_timeout"}
     if settings:
@@ -67,11 +69,6 @@ def _pooled_connect(_dialect: Any, _record: Any, _arguments: Any,
         parameters.pop("server_settings", None)
     parameters["statement_cache_size"] = 0
     parameters["prepared_statement_cache_size"] = 0
-    parameters["prepared_statement_name_func"] = _unique_statement_name
-
-
-def _unique_statement_name() -> str:
-    return f"__bm_{uuid.uuid4().hex}__"
 
 
 def _local_lock_timeout(connection: Connection) -> None:

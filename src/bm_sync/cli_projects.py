@@ -1,5 +1,6 @@
 """`bm project add/list/remove`, `bm worker` and the body of `bm sync --all`: option parsing and
-output only; the logic is in `bm_sync.projects` and `bm_sync.worker`."""
+output only; the logic is in `bm_sync.projects`, `bm_sync.project_sync` and
+`bm_sync.worker`."""
 
 from __future__ import annotations
 
@@ -150,7 +151,8 @@ def sync_all_command(database_url: str | None, json_output: bool, quiet: bool,
     """`bm sync --all`: every registered project once, one line each; exit 1 if any failed."""
     import asyncio
 
-    from bm_sync.projects import SyncOutcome, registry_url
+    from bm_sync.project_sync import SyncOutcome
+    from bm_sync.projects import registry_url
     from bm_sync.worker import default_concurrency, sync_all
 
     url = registry_url(database_url)
@@ -224,7 +226,7 @@ def _project_line(item: dict[str, object]) -> str:
 def _event_line(event: dict[str, object]) -> str:
     """A worker event as one text line (the JSON object's fields, readable)."""
     if event["event"] == "sync":
-        from bm_sync.projects import sync_line
+        from bm_sync.project_sync import sync_line
 
         line = sync_line(event)
         if "retry_in_s" in event:

@@ -1,47 +1,56 @@
-"""Many projects in one database: the registry (`bm project add/list/remove`), one sync of a
-registered project as a worker runs it, and `bm sync --all`.
+"""Many projects in one database: the registry (`bm project add/list/remove`), and the
+registry's side of a sync (claim, renew, finish).
 
 The registry lives in the database given by `--db` / `$BM_DATABASE_URL`, else in a per-user
 default, `$XDG_DATA_HOME/bm-sync/projects.db` (`~/.local/share/bm-sync/projects.db`); every
 registered project's rows go to that same database. A folder synced alone (`bm sync PATH`
 without `--db`) keeps its embedded default, `<PATH>/.basic-memory/memory.db`.
 
-A registered folder that is missing or unreadable is reported and never synced: a sync would
-see every note deleted. Nor is a folder that is empty and holds no `.basic-memory` while the
-last sync found files (an unmounted mount point looks like that).
+One sync's outcome lives in `bm_sync.project_sync` and the leases in `bm_sync.leases`: both
+run where the registry is not open (sync processes, watchers). Their names are re-exported
+here, where the fleet's modules have always found them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import shutil
-import socket
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bm_sync.db.urls import check_url, sqlite_url
 from bm_sync.errors import BmSyncError
+from bm_sync.leases import WATCH_SUFFIX, Leases, worker_id
+from bm_sync.project_sync import (
+    BUSY,
+    FAILED,
+    MISSING,
+    OK,
+    REMOVED,
+    UNREADABLE,
+    SyncOutcome,
+    describe_report,
+    folder_problem,
+    peak_rss_mb,
+    sync_folder,
+    sync_line,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from bm_sync.db.registry import RegisteredRow, WorkerRunRow
-    from bm_sync.reports import SyncReport
+
+__all__ = ["BUSY", "FAILED", "MISSING", "OK", "REGISTRY_FILE", "REMOVED", "UNREADABLE",
+           "WATCH_SUFFIX", "Leases", "ProjectError", "Registry", "SyncOutcome",
+           "default_registry_url", "describe_report", "folder_problem", "peak_rss_mb",
+           "registry_url", "sync_folder", "sync_line", "worker_id"]
 
 REGISTRY_FILE = "projects.db"
-# The result of a sync as the registry records it; anything but OK counts as a failure.
-OK, FAILED, MISSING, UNREADABLE, BUSY = "ok", "failed", "missing", "unreadable", "busy"
-REMOVED = "removed"  # a watch lease revoked by `bm project remove`
-# Appended to a worker's id for the leases of the projects it watches (`bm worker --watch`):
-# such a lease lasts a whole slot, so `bm project remove` revokes it instead of waiting.
-WATCH_SUFFIX = "/watch"
 REMOVE_WAIT_S = 60.0  # how long `bm project remove` waits for a sync in flight
 # How long a worker may take to notice that its watch lease was revoked: it reads the
 # registry every second at most (`worker.Worker.poll_s`), and a little more for the batch.
@@ -70,108 +79,6 @@ def registry_url(given: str | None) -> str:
         check_url(given)
         return given
     return default_registry_url()
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def worker_id() -> str:
-    """Who holds a lease: host, process and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class SyncOutcome:
-    """One sync of a registered project, as logged and recorded."""
-
-    project: str
-    path: str
-    result: str = OK
-    error: str | None = None
-    duration_s: float = 0.0
-    files_scanned: int | None = None
-    changes: dict[str, int] = field(default_factory=dict)
-    failures: int = 0
-    peak_rss_mb: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.result == OK
-
-    def to_json(self) -> dict[str, object]:
-        return {"event": "sync", "project": self.project, "path": self.path,
-                "result": self.result, "error": self.error,
-                "duration_s": round(self.duration_s, 3), "files_scanned": self.files_scanned,
-                "changes": self.changes, "failures": self.failures,
-                "peak_rss_mb": round(self.peak_rss_mb, 1)}
-
-    def line(self) -> str:
-        return sync_line(self.to_json())
-
-
-def sync_line(event: dict[str, object]) -> str:
-    """A sync event (`SyncOutcome.to_json`) as one line: `notes: ok in 0.4 s, 120 files,
-    2 added 1 modified 0 deleted 0 moved, 0 failed, peak RSS 90 MB`."""
-    if event["result"] != OK:
-        return (f"{event['project']}: {event['result']}: {event['error']} "
-                f"({event['duration_s']:.1f} s)")
-    changes = event["changes"]
-    assert isinstance(changes, dict)
-    counts = " ".join(f"{count} {kind}" for kind, count in changes.items())
-    return (f"{event['project']}: ok in {event['duration_s']:.1f} s, "
-            f"{_files(event['files_scanned'])}, {counts}, {event['failures']} failed, "
-            f"peak RSS {event['peak_rss_mb']:.0f} MB")
-
-
-def folder_problem(root: Path, last_files: int | None) -> tuple[str, str] | None:
-    """Why `root` must not be synced (result, message), or None: see the module doc."""
-    if not root.is_dir():
-        return MISSING, f"folder {root} is missing (not synced, its rows are kept)"
-    try:
-        with os.scandir(root) as entries:
-            empty = next(entries, None) is None
-    except OSError as error:
-        return UNREADABLE, (f"folder {root} cannot be read ({error.strerror or error}; "
-                            "not synced, its rows are kept)")
-    if empty and last_files:
-        return MISSING, (f"folder {root} is empty and has no .basic-memory, but held "
-                         f"{last_files} files (not mounted?); not synced, its rows are kept")
-    return None
-
-
-async def sync_folder(name: str, root: Path, database_url: str,
-                      last_files: int | None = None) -> SyncOutcome:
-    """Sync one registered folder into `database_url`; a failure is the outcome, never raised."""
-    from bm_sync.errors import SyncLocked
-    from bm_sync.sync import SyncEngine
-
-    outcome = SyncOutcome(name, str(root))
-    started = time.perf_counter()
-    problem = folder_problem(root, last_files)
-    if problem is not None:
-        outcome.result, outcome.error = problem
-    else:
-        try:
-            async with SyncEngine.open(root, database_url) as engine:
-                describe_report(outcome, await engine.sync())
-        except SyncLocked as error:
-            outcome.result, outcome.error = BUSY, str(error)
-        except BmSyncError as error:
-            outcome.result, outcome.error = FAILED, str(error)
-    outcome.duration_s = time.perf_counter() - started
-    outcome.peak_rss_mb = peak_rss_mb()
-    return outcome
-
-
-def describe_report(outcome: SyncOutcome, report: SyncReport) -> None:
-    """Fill `outcome`'s counts from a sync's report."""
-    outcome.changes = {"added": len(report.added), "modified": len(report.modified),
-                       "deleted": len(report.deleted), "moved": len(report.moved)}
-    outcome.files_scanned = (report.unchanged + len(report.added) + len(report.modified)
-                             + len(report.moved))
-    outcome.failures = report.failed_total
 
 
 class Registry:
@@ -365,65 +272,3 @@ def _remove_versions(root: Path) -> None:
     except BmSyncError as error:
         raise ProjectError(f"the project's rows are deleted but its stored versions are "
                            f"kept: {error}") from error
-
-
-class Leases:
-    """The leases one process holds (registered project id -> worker run id), renewed every
-    quarter of `lease_s` while the `async with` block runs: a sync may take longer than a
-    lease, and a killed process's leases expire within `lease_s`.
-
-    `on_lost(project id)` hears of a lease this process no longer holds: another holder has
-    it (revoked by `bm project remove`), or renewals failed until it expired. A sync goes on
-    regardless (its lease only guards the start); a watcher stops."""
-
-    def __init__(self, registry: Registry, holder: str, lease_s: float,
-                 on_lost: Callable[[int], None] | None = None) -> None:
-        self.registry = registry
-        self.holder = holder
-        self.lease_s = lease_s
-        self.on_lost = on_lost
-        self.held: dict[int, int] = {}
-        self._confirmed: dict[int, float] = {}  # project id -> the expiry last confirmed
-        self._renewing: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Leases:
-        self._renewing = asyncio.create_task(self._renew())
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._renewing is not None:
-            self._renewing.cancel()
-            await asyncio.gather(self._renewing, return_exceptions=True)
-
-    def hold(self, project: int, run_id: int) -> None:
-        """A lease just claimed (good for `lease_s`)."""
-        self.held[project] = run_id
-        self._confirmed[project] = time.time() + self.lease_s
-
-    def drop(self, project: int) -> None:
-        self.held.pop(project, None)
-        self._confirmed.pop(project, None)
-
-    async def _renew(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_s / 4)
-            held = dict(self.held)
-            until = time.time() + self.lease_s
-            try:
-                kept = await self.registry.renew(self.holder, held, until)
-            except Exception:  # the database is away: the next renewal tries again
-                kept = set()
-                lost = {project for project in held
-                        if self._confirmed.get(project, until) < time.time()}
-            else:
-                lost = set(held) - kept
-            for project in kept:
-                if project in self.held:
-                    self._confirmed[project] = until
-            for project in lost:
-                if self.on_lost is not None and project in self.held:
-                    self.on_lost(project)
-
-
-def _files(count: object) -> str:
-    return "1 file" if count == 1 else f"{count} files"

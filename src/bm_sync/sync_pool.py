@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 
-from bm_sync.projects import FAILED, SyncOutcome, sync_folder
+from bm_sync.project_sync import FAILED, SyncOutcome, sync_folder
 
 PR_SET_PDEATHSIG = 1
 

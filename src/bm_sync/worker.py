@@ -4,7 +4,7 @@ Each loop turn (every `poll_s`, or as soon as a sync ends) the worker reads the 
 projects added or removed while it runs are picked up, and claims the projects that are due
 (`bm_sync.schedule`), not backing off and not leased by another worker, up to its concurrency.
 A claim is one conditional UPDATE (`bm_sync.db.registry.claim`); the lease is renewed while
-the sync runs (`projects.Leases`) and released when it ends. A worker killed with SIGKILL
+the sync runs (`leases.Leases`) and released when it ends. A worker killed with SIGKILL
 leaves leases that expire after `lease_s` (one interval), after which the project's next slot
 goes to another worker: taken over within two intervals.
 
@@ -33,17 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bm_sync.db.urls import sqlite_file
+from bm_sync.leases import WATCH_SUFFIX, Leases, worker_id
 from bm_sync.lock import lock_with_pid
-from bm_sync.projects import (
-    BUSY,
-    WATCH_SUFFIX,
-    Leases,
-    ProjectError,
-    Registry,
-    SyncOutcome,
-    peak_rss_mb,
-    worker_id,
-)
+from bm_sync.project_sync import BUSY, SyncOutcome, peak_rss_mb
+from bm_sync.projects import ProjectError, Registry
 from bm_sync.schedule import backoff_delay, latest_start, least_recently_started, offsets
 from bm_sync.sync_pool import SyncPool
 from bm_sync.worker_watch import DEFAULT_MAX_WATCHED, WatchSession, watchable

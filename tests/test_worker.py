@@ -200,3 +200,24 @@ def test_a_second_worker_on_sqlite_is_refused(tmp_path: Path,
     assert f"pid {first.process.pid}" in second.stderr
     assert first.terminate() == 0
     assert os.path.exists(Path(user_data["XDG_DATA_HOME"]) / "bm-sync" / "projects.db")
+
+
+def test_sigterm_lets_the_sync_in_flight_finish(tmp_path: Path, pg_url: str) -> None:
+    big = make_notes(tmp_path / "t0", 150)  # its first sync lasts long enough to stop in
+    register(pg_url, [big])
+    worker = WorkerProcess("--db", pg_url, "--interval", "1", "--concurrency", "2")
+    lock = big / ".basic-memory" / "lock"
+    pid = worker.process.pid
+
+    def syncing_in_a_child() -> bool:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return lock.exists() and lock.read_text() in children
+
+    wait_until(syncing_in_a_child, "the big project's sync in a child process")
+    assert worker.terminate() == 0
+    (event,) = worker.syncs("t0")  # the sync in flight, ended and logged; no new one
+    assert event["result"] == "ok" and event["changes"]["added"] == 150
+    (row,), runs = registry_state(pg_url)
+    assert [(run.result, run.ended_at is not None) for run in runs] == [("ok", True)]
+    assert row.lease_holder is None and row.last_result == "ok"
+    assert entity_paths(pg_url, big) == files_on_disk(big)

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bm_sync.db.urls import LOCK_TIMEOUT_MS, behind_pooler
+from bm_sync.db.urls import LOCK_TIMEOUT_MS, behind_pooler, typed_parameter
 
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
@@ -49,9 +49,19 @@ def prepare(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", _scrub_parameters, retval=True)
     event.listen(sync_engine, "handle_error", _watch_connection)
+    event.listen(sync_engine, "do_connect", _typed_parameters)
     if behind_pooler(engine.url.render_as_string(hide_password=False)):
         event.listen(sync_engine, "do_connect", _pooled_connect)
         event.listen(sync_engine, "begin", _local_lock_timeout)
+
+
+def _typed_parameters(_dialect: Any, _record: Any, _arguments: Any,
+                      parameters: dict[str, Any]) -> None:
+    """The URL's numeric parameters as numbers (`urls.NUMERIC_PARAMETERS`): SQLAlchemy hands
+    asyncpg the query's text as it is."""
+    for name, value in list(parameters.items()):
+        if isinstance(value, str):
+            parameters[name] = typed_parameter(name, value)
 
 
 def _pooled_connect(_dialect: Any, _record: Any, _arguments: Any,

@@ -114,10 +114,44 @@ def _check_postgres_query(url: str) -> None:
         raise DatabaseUrlInvalid(
             f"database URL {scheme_of(url)}:// has unknown parameter(s) {', '.join(unknown)}"
             f"{hint}; known: {', '.join(sorted(POSTGRES_PARAMETERS))}")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in NUMERIC_PARAMETERS:
+            try:
+                typed_parameter(name, value)
+            except ValueError as error:
+                raise DatabaseUrlInvalid(f"database URL {scheme_of(url)}:// has "
+                                         f"{name}={value!r}: {error}") from error
 
 
-# SQLAlchemy's asyncpg setting that says "behind a transaction-pooling proxy" (`behind_pooler`).
+# The numeric query parameters, their type and least value. A URL's query is text, and
+# asyncpg compares these as numbers: `statement_cache_size=0` as a string fails the first
+# connection with a TypeError, and a negative cache size never returns. SQLAlchemy converts
+# `port` and `prepared_statement_cache_size` itself (with a traceback for a non-number);
+# `typed_parameter` converts them all.
+NUMERIC_PARAMETERS: dict[str, tuple[type[int] | type[float], float]] = {
+    "port": (int, 1), "statement_cache_size": (int, 0),
+    "prepared_statement_cache_size": (int, 0), "max_cached_statement_lifetime": (int, 0),
+    "max_cacheable_statement_size": (int, 0), "timeout": (float, 0.001),
+    "command_timeout": (float, 0.001)}
+# The settings that say "behind a transaction-pooling proxy" at 0 (`behind_pooler`):
+# SQLAlchemy's, which docs/deploy.md names, and asyncpg's own.
 POOLED_PARAMETER = "prepared_statement_cache_size"
+POOLED_PARAMETERS = (POOLED_PARAMETER, "statement_cache_size")
+
+
+def typed_parameter(name: str, value: str) -> object:
+    """A query parameter's value as asyncpg takes it: a number for `NUMERIC_PARAMETERS`
+    (ValueError with the reason when it is not one, or too small), the text otherwise."""
+    if name not in NUMERIC_PARAMETERS:
+        return value
+    kind, least = NUMERIC_PARAMETERS[name]
+    try:
+        number = kind(value.strip())
+    except ValueError:
+        raise ValueError(f"not {'an integer' if kind is int else 'a number'}") from None
+    if number < least:
+        raise ValueError(f"must be at least {least:g}")
+    return number
 # How long a statement waits for another session's lock (SQLite's busy timeout, PostgreSQL's
 # lock_timeout) before it fails with one line.
 LOCK_TIMEOUT_MS = 10_000
@@ -139,10 +173,9 @@ def postgres_connect_arguments(url: str) -> dict[str, Any]:
         arguments["port"] = parts.port
     if parts.path.strip("/"):
         arguments["database"] = unquote(parts.path.lstrip("/"))
-    arguments.update(parse_qsl(parts.query, keep_blank_values=True))
+    arguments.update((name, typed_parameter(name, value))
+                     for name, value in parse_qsl(parts.query, keep_blank_values=True))
     arguments.pop(POOLED_PARAMETER, None)  # SQLAlchemy's own
-    if isinstance(arguments.get("port"), str):
-        arguments["port"] = int(arguments["port"])
     if behind_pooler(url):
         # Unnamed statements only (see `behind_pooler`); no startup setting: the reads
         # wait for a lock as the server's default says.
@@ -157,12 +190,13 @@ def postgres_connect_arguments(url: str) -> dict[str, Any]:
 def behind_pooler(url: str) -> bool:
     """Whether the URL says it goes through a transaction-pooling proxy (PgBouncer with
     `pool_mode = transaction`): `?prepared_statement_cache_size=0`, SQLAlchemy's documented
-    setting for it. A pooler hands each transaction to any of its server connections, so a
-    statement prepared in one transaction is not there in the next, and two clients' names
-    collide on one server connection; and PgBouncer refuses a startup parameter it does not
-    know (`lock_timeout`). No reliable way to detect a pooler from the client exists (it
-    forwards the server's own parameters), hence a setting the user writes."""
-    return any(name == POOLED_PARAMETER and value.strip() == "0"
+    setting for it (or `statement_cache_size=0`, asyncpg's). A pooler hands each transaction
+    to any of its server connections, so a statement prepared in one transaction is not there
+    in the next, and two clients' names collide on one server connection; and PgBouncer
+    refuses a startup parameter it does not know (`lock_timeout`). No reliable way to detect
+    a pooler from the client exists (it forwards the server's own parameters), hence a
+    setting the user writes."""
+    return any(name in POOLED_PARAMETERS and value.strip() == "0"
                for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True))
 
 

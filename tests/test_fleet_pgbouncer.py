@@ -54,7 +54,8 @@ def ended_runs(url: str) -> dict[str, int]:
     ("postgresql+asyncpg://bm@pgbouncer:6432/bm?prepared_statement_cache_size= 0", True),
     ("postgresql+asyncpg://bm@db/bm", False),
     ("postgresql+asyncpg://bm@db/bm?prepared_statement_cache_size=100", False),
-    ("postgresql+asyncpg://bm@db/bm?statement_cache_size=0", False),
+    ("postgresql+asyncpg://bm@db/bm?statement_cache_size=0", True),  # asyncpg's spelling
+    ("postgresql+asyncpg://bm@db/bm?statement_cache_size=100", False),
 ])
 def test_the_url_says_whether_a_pooler_is_in_between(url: str, pooled: bool) -> None:
     from bm_sync.db.urls import behind_pooler

@@ -18,6 +18,13 @@ from typing import Any
 # The console entry, as `bm` runs it (fast path first, then the full CLI).
 ENTRY = [sys.executable, "-m", "bm_sync.entry"]
 TIMEOUT_S = 90.0
+# The event backends a test runs on (`BM_WATCH_BACKEND`): our inotify reader (Linux) and
+# watchfiles (what macOS and Windows use), so the latter is exercised in CI too.
+BACKENDS = ["inotify", "watchfiles"]
+
+
+def backend_env(backend: str) -> dict[str, str]:
+    return {"BM_WATCH_BACKEND": backend}
 
 
 class WatchProcess:

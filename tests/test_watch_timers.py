@@ -1,6 +1,6 @@
 """The watcher's timers and its stop (issue 9), on both event backends: the periodic rescan
-repairs a change no event reported, the heartbeat replaces a deaf event source, and a stop
-drains what the kernel still holds.
+repairs a change no event reported, the heartbeat replaces a deaf event source, a failed
+batch is retried after a growing pause, and a stop drains what the kernel still holds.
 
 Real `bm watch` subprocesses on real files; the timers are made short with the CLI's own
 options (`--rescan-minutes` takes fractions; `--heartbeat-seconds` is a hidden option).
@@ -12,10 +12,12 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from bm_sync import fsmonitor
+from tests import postgres
 from tests.helpers import write
 from tests.helpers_watch import (
     BACKENDS,
@@ -24,6 +26,7 @@ from tests.helpers_watch import (
     blob_id,
     entities,
     eventually,
+    postgres_admin,
 )
 
 NOTE = "# Note\n\n- [idea] the first version\n"
@@ -109,3 +112,29 @@ def test_a_save_just_before_sigterm_is_in_the_database_at_exit(notes: Path,
             assert watcher.wait() == 0, watcher.describe()
         missing = set(saved) - set(entities(notes))
         assert not missing, f"round {round_number}: {sorted(missing)} not applied at exit"
+
+
+def test_a_failed_batch_is_retried_by_a_full_scan_after_a_pause(notes: Path) -> None:
+    """The database goes away under a running watcher (PostgreSQL: connections refused, the
+    watcher's own ended): the batch fails, the watcher says so and keeps retrying with a
+    full scan after a growing pause; once the database is back, the retry applies the note
+    saved meanwhile. Nothing is lost, the watcher never exits."""
+    url = postgres.server().create_database()
+    name = urlsplit(url).path.lstrip("/")
+    write(notes, "a.md", NOTE)
+    try:
+        with WatchProcess(notes, "--db", url).wait_ready() as watcher:
+            postgres_admin(url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+                           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           f" WHERE datname = '{name}'")
+            try:
+                write(notes, "b.md", NOTE, old=False)
+                watcher.wait_warning("; retrying with a full scan in 1 s")
+                watcher.wait_warning("; retrying with a full scan in 2 s")  # it grows
+            finally:
+                postgres_admin(url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            watcher.wait_batch(lambda report: "b.md" in report["added"], "the retry")
+            assert watcher.process.poll() is None
+            assert watcher.terminate() == 0
+    finally:
+        postgres.drop_database(url)

@@ -309,14 +309,21 @@ class Watcher:
         return report
 
     async def _after_failure(self, error: Exception) -> None:
-        """A batch that raised: one warning, then (after a pause that grows while it keeps
-        failing, e.g. an unreachable database) a full scan. Errors of our own are one line
-        already; anything else is named by its type."""
+        """A batch that raised: one warning, the database closed, then (after a pause that
+        grows while it keeps failing, e.g. an unreachable database) a full scan. Errors of our
+        own are one line already; anything else is named by its type."""
         self._retry_s = min(max(self._retry_s * 2, 1.0), RETRY_MAX_S)
         reason = str(error) if isinstance(error, BmSyncError) else (
             f"{type(error).__name__}: {error}")
         self._warn(f"sync failed: {reason}; retrying with a full scan in {self._retry_s:.0f} s")
         self._healthy = False
+        # The retry opens the database afresh: an engine whose connection broke stays marked
+        # lost (`db.postgres.connection_lost`, right for one run), and would fail every retry
+        # for the rest of the watcher's life.
+        try:
+            await self.engine.close()
+        except Exception as closing:  # a dead pool may fail to close: it is dropped anyway
+            _log.debug("closing the database after a failed batch: %s", closing)
         try:
             await asyncio.wait_for(self.stop.wait(), self._retry_s)
         except TimeoutError:

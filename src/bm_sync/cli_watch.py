@@ -59,6 +59,11 @@ def watch(
 
     if not path.is_dir():
         raise typer.BadParameter(f"not a folder: {path}")
+    from bm_sync.events import backend_problem
+
+    problem = backend_problem()
+    if problem is not None:
+        raise typer.BadParameter(problem)
     root = find_root(os.path.realpath(path))
     shown = str(path) if str(path) != "." else str(root)
 

@@ -18,6 +18,13 @@ from typing import Any
 # The console entry, as `bm` runs it (fast path first, then the full CLI).
 ENTRY = [sys.executable, "-m", "bm_sync.entry"]
 TIMEOUT_S = 90.0
+# The event backends a test runs on (`BM_WATCH_BACKEND`): our inotify reader (Linux) and
+# watchfiles (what macOS and Windows use), so the latter is exercised in CI too.
+BACKENDS = ["inotify", "watchfiles"]
+
+
+def backend_env(backend: str) -> dict[str, str]:
+    return {"BM_WATCH_BACKEND": backend}
 
 
 class WatchProcess:
@@ -135,3 +142,26 @@ def run_entry(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     """The `bm` console entry in a subprocess (the fast path included)."""
     return subprocess.run([*ENTRY, *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
+
+
+def postgres_admin(url: str, *statements: str) -> None:
+    """Run `statements` on the server of `url` as its superuser, from its `postgres`
+    database (asyncpg, the project's own driver): for tests that take a database away from
+    a running watcher and give it back."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    admin = urlsplit(url)._replace(path="/postgres").geturl().replace(
+        "postgresql+asyncpg://", "postgresql://", 1)
+
+    async def run() -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())

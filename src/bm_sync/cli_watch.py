@@ -33,7 +33,8 @@ def watch(
     ] = 500,
     rescan_minutes: Annotated[float, typer.Option(
         "--rescan-minutes", min=0,
-        help="Also rescan the whole folder about this often (0: never).")] = 60.0,
+        help="Also rescan the whole folder about this often (0: never; fractions allowed: "
+             "0.5 is 30 s).")] = 60.0,
     database_url: Annotated[str | None, typer.Option(
         "--db", envvar="BM_DATABASE_URL",
         help="SQLAlchemy async URL (default: SQLite in <PATH>/.basic-memory/memory.db).")
@@ -44,6 +45,9 @@ def watch(
     poll_seconds: Annotated[float | None, typer.Option(
         "--poll-seconds", min=0.1, hidden=True,
         help="When polling, the interval (testing and support).")] = None,
+    heartbeat_seconds: Annotated[float | None, typer.Option(
+        "--heartbeat-seconds", min=0.1, hidden=True,
+        help="How often the event source is checked alive (testing and support).")] = None,
 ) -> None:
     """Sync now, then keep syncing as files change, until interrupted (Ctrl-C)."""
     import asyncio
@@ -51,9 +55,15 @@ def watch(
     from bm_sync.roots import find_root
     from bm_sync.sync import SyncEngine
     from bm_sync.versions import VersionPolicy
+    from bm_sync.watching import Watcher
 
     if not path.is_dir():
         raise typer.BadParameter(f"not a folder: {path}")
+    from bm_sync.events import backend_problem
+
+    problem = backend_problem()
+    if problem is not None:
+        raise typer.BadParameter(problem)
     root = find_root(os.path.realpath(path))
     shown = str(path) if str(path) != "." else str(root)
 
@@ -85,10 +95,10 @@ def watch(
             loop.add_signal_handler(number, interrupted)
         versions = VersionPolicy(enabled=not no_versions)
         async with SyncEngine.open(root, database_url, versions=versions) as engine:
-            async for report in engine.watch(debounce_ms=debounce_ms,
-                                             rescan_minutes=rescan_minutes,
-                                             poll_seconds=poll_seconds, on_ready=ready,
-                                             on_warning=warn, stop=stop):
+            watcher = Watcher(engine, debounce_ms=debounce_ms, rescan_minutes=rescan_minutes,
+                              poll_seconds=poll_seconds, heartbeat_s=heartbeat_seconds,
+                              on_ready=ready, on_warning=warn, stop=stop)
+            async for report in watcher.run():
                 _print_report(report, json_output)
 
     asyncio.run(run())

@@ -26,9 +26,10 @@ COOKIE_DIR = b".basic-memory/cookies"
 SKIP_TOP = frozenset({b".git", b".basic-memory"})
 
 # Testing and support knobs (documented in docs/cli.md): poll instead of using file events;
-# use watchfiles even on Linux.
+# pick the backend (`inotify`, `watchfiles`, `poll`), e.g. watchfiles on Linux, as CI tests it.
 FORCE_POLL_ENV = "BM_WATCH_FORCE_POLL"
 BACKEND_ENV = "BM_WATCH_BACKEND"
+BACKENDS = ("inotify", "watchfiles", "poll")
 
 
 class EventSource(Protocol):
@@ -57,10 +58,23 @@ class EventSource(Protocol):
     def close(self) -> None: ...
 
 
+def backend_problem() -> str | None:
+    """What is wrong with `BM_WATCH_BACKEND` (one line), or None."""
+    chosen = os.environ.get(BACKEND_ENV)
+    if chosen and chosen not in BACKENDS:
+        return f"{BACKEND_ENV}={chosen!r} is not one of {', '.join(BACKENDS)}"
+    return None
+
+
 def polling_reason(root: Path) -> str | None:
     """Why `root` must be polled (one line), or None when file events can be trusted."""
     if os.environ.get(FORCE_POLL_ENV):
         return f"{FORCE_POLL_ENV} is set"
+    if os.environ.get(BACKEND_ENV) == "poll":
+        return f"{BACKEND_ENV} is poll"
+    problem = backend_problem()
+    if problem is not None:  # the CLI refuses it first; the library polls rather than die
+        return problem
     kind = events_unreliable(root)
     if kind is not None:
         return f"{root} is on {kind}, which does not deliver file events"

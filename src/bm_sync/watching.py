@@ -12,9 +12,17 @@ renames and deletes; only the end state counts).
   event. If a path in it is missing (an editor between delete and create, a rename half
   seen), it stays open until 500 ms pass without news (at most 5 s): a save is never applied
   half done. One batch at a time; events during a batch go to the next.
-- **Lost history** (queue overflow, watch limit, more than 1,000 paths, an error, a heartbeat
-  cookie that does not come back, `flush`) is one warning and a full scan. A jittered full
-  reconcile also runs every `rescan_minutes`; it is silent unless it finds something.
+- **Lost history** (queue overflow, watch limit, more than 1,000 paths, an error, `flush`) is
+  one warning and a full scan. A jittered full reconcile also runs every `rescan_minutes`
+  (events can be missed without any sign: a note written through a hard link outside the
+  folder, an overflow under watchfiles); it is silent unless it finds something.
+- **Heartbeat** (every `heartbeat_s`, jittered): a cookie round trip. A cookie that does not
+  come back means the event source is dead or deaf (its thread died, the cookie folder was
+  deleted with its watch): the source is closed and opened again, then a full scan, so a
+  watcher never goes silently stale (basic-memory's #580).
+- **Stop**: once `stop` is set, one cookie round trip (at most `STOP_COOKIE_TIMEOUT_S`) drains
+  what the kernel still holds, and the batch it completes is applied before `run` returns:
+  a note saved just before a SIGTERM is in the database when the watcher exits.
 - **Locks**: `watch.lock` for the watcher's life (one watcher per folder); the folder lock
   per batch (waited for without blocking the event loop), so `bm sync`, `bm restore` and
   `bm prune` interleave between batches.
@@ -56,6 +64,8 @@ MAX_BATCH_PATHS = 1000
 HEARTBEAT_S = 60.0
 HEARTBEAT_TIMEOUT_S = 2.0
 COOKIE_TIMEOUT_S = 1.0
+# Well inside the CLI's 30 s stop budget (`cli_watch.STOP_BUDGET_S`), with room for the batch.
+STOP_COOKIE_TIMEOUT_S = 10.0
 POLL_MIN_S, POLL_MAX_S = 5.0, 600.0
 RETRY_MAX_S = 60.0
 LOCK_RETRY_MIN_S, LOCK_RETRY_MAX_S = 0.02, 0.5
@@ -78,6 +88,7 @@ class Watcher:
 
     def __init__(self, engine: SyncEngine, *, debounce_ms: int = 500,
                  rescan_minutes: float = 60.0, poll_seconds: float | None = None,
+                 heartbeat_s: float | None = None,
                  on_change: ChangeHandler | None = None,
                  on_ready: Callable[[int], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
@@ -87,6 +98,7 @@ class Watcher:
         self.debounce_s = max(debounce_ms, 0) / 1000
         self.rescan_s = rescan_minutes * 60
         self.poll_seconds = poll_seconds
+        self.heartbeat_s = heartbeat_s or HEARTBEAT_S
         self.on_change = on_change
         self.on_ready = on_ready
         self.on_warning = on_warning
@@ -107,8 +119,9 @@ class Watcher:
         stat = os.stat(self.root)
         self._root_id = [stat.st_dev, stat.st_ino]
         self._retry_s = 0.0
+        self._drained = False  # the stop's cookie round trip is done
         now = time.monotonic()
-        self._next_heartbeat = now + _jitter(HEARTBEAT_S)
+        self._next_heartbeat = now + _jitter(self.heartbeat_s)
         self._next_rescan = now + _jitter(self.rescan_s) if self.rescan_s > 0 else float("inf")
         self._next_poll = float("inf")
 
@@ -128,13 +141,7 @@ class Watcher:
         server = None
         relay = asyncio.ensure_future(self._relay_stop())
         try:
-            self._source, self._polling = open_source(self.root, max_pending=MAX_BATCH_PATHS)
-            if self._source is not None:
-                try:  # armed before the reconcile: a change during it is already queued
-                    self._source.start(self._wake.set)
-                except OSError as error:
-                    self._source.close()
-                    self._source, self._polling = None, f"file events unavailable: {error}"
+            self._open_source()  # armed before the reconcile: a change during it is queued
             yield await self._full_sync()
             if self._source is not None:
                 try:
@@ -159,6 +166,15 @@ class Watcher:
                 self._source.close()
             lock.release()
 
+    def _open_source(self) -> None:
+        self._source, self._polling = open_source(self.root, max_pending=MAX_BATCH_PATHS)
+        if self._source is not None:
+            try:
+                self._source.start(self._wake.set)
+            except OSError as error:
+                self._source.close()
+                self._source, self._polling = None, f"file events unavailable: {error}"
+
     async def _relay_stop(self) -> None:
         await self.stop.wait()
         self._wake.set()
@@ -168,7 +184,13 @@ class Watcher:
         while True:
             work = await self._wait_for_work()
             if work == "stop":
-                return None
+                if self._drained or self._source is None:
+                    return None
+                self._drained = True
+                # What the kernel still holds (a save just before the signal) comes back
+                # before the cookie; the next turn applies it.
+                await self._source.cookie(STOP_COOKIE_TIMEOUT_S)
+                continue
             self._check_root()
             if work == "heartbeat":
                 await self._heartbeat()
@@ -287,14 +309,21 @@ class Watcher:
         return report
 
     async def _after_failure(self, error: Exception) -> None:
-        """A batch that raised: one warning, then (after a pause that grows while it keeps
-        failing, e.g. an unreachable database) a full scan. Errors of our own are one line
-        already; anything else is named by its type."""
+        """A batch that raised: one warning, the database closed, then (after a pause that
+        grows while it keeps failing, e.g. an unreachable database) a full scan. Errors of our
+        own are one line already; anything else is named by its type."""
         self._retry_s = min(max(self._retry_s * 2, 1.0), RETRY_MAX_S)
         reason = str(error) if isinstance(error, BmSyncError) else (
             f"{type(error).__name__}: {error}")
         self._warn(f"sync failed: {reason}; retrying with a full scan in {self._retry_s:.0f} s")
         self._healthy = False
+        # The retry opens the database afresh: an engine whose connection broke stays marked
+        # lost (`db.postgres.connection_lost`, right for one run), and would fail every retry
+        # for the rest of the watcher's life.
+        try:
+            await self.engine.close()
+        except Exception as closing:  # a dead pool may fail to close: it is dropped anyway
+            _log.debug("closing the database after a failed batch: %s", closing)
         try:
             await asyncio.wait_for(self.stop.wait(), self._retry_s)
         except TimeoutError:
@@ -361,9 +390,18 @@ class Watcher:
         self._warn(f"polling every {self._poll_s:.3g} s: {why}")
 
     async def _heartbeat(self) -> None:
-        self._next_heartbeat = time.monotonic() + _jitter(HEARTBEAT_S)
-        if self._source is not None and not await self._source.cookie(HEARTBEAT_TIMEOUT_S):
-            self._lost = self._lost or "no file event came back for the heartbeat"
+        """A cookie round trip; when it fails, the source is replaced (see the module
+        docstring) and the next batch is a full scan."""
+        self._next_heartbeat = time.monotonic() + _jitter(self.heartbeat_s)
+        if self._source is None or await self._source.cookie(HEARTBEAT_TIMEOUT_S):
+            return
+        self._healthy = False
+        self._source.close()
+        self._source = None
+        self._open_source()
+        self._lost = self._lost or "no file event came back for the heartbeat; events restarted"
+        if self._polling is not None:
+            self._start_polling(self._polling)
 
     def _check_root(self) -> None:
         if not self._root_unchanged():

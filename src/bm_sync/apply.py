@@ -206,6 +206,10 @@ class BatchWriter:
         self.claims: dict[str, str] = {}
         # What this sync's writes can make resolvable: `resolve_relations` looks at these only.
         self.relation_targets = writes.RelationTargets()
+        # Whether the project held no entity when this sync first wrote (a first sync): then
+        # an added path has no row, permalink, observation or incoming relation to replace,
+        # and the statements that would look for them are skipped. Known at the first write.
+        self.fresh: bool | None = None
 
     def prepare_batch(self, changes: list[Change]) -> list[PreparedChange]:
         """Parse a batch and stage its versions for the sync's pack (in a worker thread)."""
@@ -260,6 +264,11 @@ class BatchWriter:
     async def _write(self, session: AsyncSession, items: list[PreparedChange]) -> list[Change]:
         """Write `items`; return the changes as the history recorded them."""
         project_id = self.database.project_id
+        if self.fresh is None:  # rolled back with the transaction if it fails: still true
+            self.fresh = not await writes.project_has_entities(session, project_id)
+            self.relation_targets.everything = self.fresh
+        # Each path comes once per sync: an add into a fresh project meets no row of its own.
+        new = self.fresh and all(item.change.kind is ChangeKind.ADDED for item in items)
         await self.run_log.mark_in_progress(session)
         recorded = await self.run_log.record(session, [item.change for item in items])
         deleted = [item.change.path for item in items if item.change.kind is ChangeKind.DELETED]
@@ -281,17 +290,19 @@ class BatchWriter:
                       key=lambda item: item.change.path)
         if not rows:
             return recorded
-        unsettled = await self._assign_permalinks(session, rows)
+        unsettled = await self._assign_permalinks(session, rows, new)
         ids = await writes.upsert_entities(session, project_id,
                                            [item.entity for item in rows if item.entity])
         # Remembered on the row, in this transaction: any later sync's end may settle it.
         await writes.set_wanted_permalinks(
             session, project_id, unsettled,
-            [item.change.path for item in rows if item.change.path not in unsettled])
+            [] if new else [item.change.path for item in rows
+                            if item.change.path not in unsettled])
         # A note written again may have a new title or permalink (an "added" one too, in a
         # rebuild): the relations that pointed at it are resolved again at the end of the
         # sync, like every unresolved one. Indexed on to_id; a no-op for new rows.
-        await writes.unresolve_incoming(session, list(ids.values()), self.relation_targets)
+        if not new:
+            await writes.unresolve_incoming(session, list(ids.values()), self.relation_targets)
         for item in rows:
             if item.entity:
                 self.relation_targets.wrote(item.change.path, item.entity["title"],
@@ -300,17 +311,19 @@ class BatchWriter:
                     if item.entity and item.entity["content_type"] == MARKDOWN]
         if markdown:
             await writes.replace_observations(session, {
-                ids[item.change.path]: item.observations for item in markdown})
+                ids[item.change.path]: item.observations for item in markdown},
+                new_entities=new)
             await writes.replace_relations(session, {
-                ids[item.change.path]: item.relations for item in markdown})
+                ids[item.change.path]: item.relations for item in markdown},
+                new_entities=new)
             self.relation_targets.from_ids.update(ids[item.change.path] for item in markdown)
         if self.search:
             await search_rows.replace_docs(session, project_id, {
                 ids[item.change.path]: item.search for item in rows if item.search is not None})
         return recorded
 
-    async def _assign_permalinks(self, session: AsyncSession,
-                                 items: list[PreparedChange]) -> dict[str, tuple[str, bool]]:
+    async def _assign_permalinks(self, session: AsyncSession, items: list[PreparedChange],
+                                 new: bool = False) -> dict[str, tuple[str, bool]]:
         """Unique permalinks: the desired one, else `-1`, `-2`, ... (stable across syncs).
         Returns path -> (the permalink it wants, set in frontmatter?) for the notes that did
         not get it (`settle_permalinks` hands it over once it is free).
@@ -318,15 +331,15 @@ class BatchWriter:
         The batch's own notes first let go of the permalinks they hold, so two notes that swap
         permalinks, or a note that keeps its own, never collide with their old selves. Then
         permalinks set in frontmatter are served before generated ones, each group in path
-        order.
+        order. `new`: the items' paths have no rows yet (nothing to let go of).
         """
         unsettled: dict[str, tuple[str, bool]] = {}
         wanted = [item for item in items if item.desired_permalink and item.entity]
         if not wanted:
             return unsettled
         project_id = self.database.project_id
-        held = await writes.release_permalinks(session, project_id,
-                                               [item.change.path for item in wanted])
+        held = {} if new else await writes.release_permalinks(
+            session, project_id, [item.change.path for item in wanted])
         owners: dict[str, str] = {}  # permalink -> owner path; "" once known to be free
         loaded: set[str] = set()
 

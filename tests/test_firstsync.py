@@ -1,0 +1,63 @@
+"""A first sync (a project without entities) takes a shorter write path: no statements that look
+for rows an added path cannot have, relations resolved project-wide, and on PostgreSQL the
+observations and relations loaded by COPY. It must build exactly the database the general path
+builds for the same files: every entity, observation, relation and search document.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import run_bm, write
+from tests.helpers_firstsync import project_rows
+from tests.helpers_pgfirst import Database
+
+NOTES = 260  # two batches of 200: links cross them in both directions
+
+
+def tree(root: Path) -> None:
+    """Notes that exercise every rule the write path applies: permalinks set in frontmatter
+    (two notes wanting one, so one waits with `-1`), titles shared by two notes, links by
+    permalink, title, path with and without `.md`, to notes of earlier and later batches,
+    repeated edges (collapsed), dangling links, observations with tags and context, NUL
+    characters (PostgreSQL stores U+FFFD), and a file that is not a note."""
+    for number in range(NOTES):
+        name = f"folder{number % 7}/note-{number:03d}.md"
+        later, earlier = (number + 130) % NOTES, (number * 7) % NOTES
+        frontmatter = ""
+        if number % 40 == 0:
+            frontmatter = "---\npermalink: shared-permalink\ntags: [a, b]\n---\n"
+        elif number % 11 == 0:
+            frontmatter = f"---\ntitle: Common Title {number % 3}\ntype: topic\n---\n"
+        write(root, name, (
+            f"{frontmatter}# Note {number}\n\nSome prose about note {number}.\n\n"
+            f"- [fact] note {number} holds a fact #tag{number % 5} (context {number})\n"
+            f"- [idea] another \x00 idea\n"
+            f"- relates_to [[note {later}]]\n"  # unresolved: no such title or path
+            f"- links [[folder{later % 7}/note-{later:03d}]]\n"  # a path without .md
+            f"- links [[folder{earlier % 7}/note-{earlier:03d}.md]]\n"  # a path with .md
+            f"- mentions [[Common Title {number % 3}]] and [[shared-permalink]]\n"
+            f"- mentions [[common title {number % 3}]]\n"  # the same edge again
+            f"- \"part of\" [[Note {earlier}]] (why \x00 not)\n"))
+    write(root, "assets/picture.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+
+
+def test_a_first_sync_builds_what_the_general_path_builds(database: Database,
+                                                          tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    tree(first)
+    assert run_bm("sync", str(first), "--quiet").returncode == 0
+    # The same files reach a project that already has a row: the general write path.
+    general = tmp_path / "general"
+    write(general, "zz-placeholder.md", "# Placeholder\n")
+    assert run_bm("sync", str(general), "--quiet").returncode == 0
+    (general / "zz-placeholder.md").unlink()
+    tree(general)
+    assert run_bm("sync", str(general), "--quiet").returncode == 0
+    fresh, incremental = project_rows(database, first), project_rows(database, general)
+    assert len(fresh["entity"]) == NOTES + 1
+    assert sum(1 for row in fresh["relation"] if row[1] is not None) > NOTES * 3
+    assert any(row[1] == "shared-permalink-1" for row in fresh["entity"])
+    for table in ("entity", "observation", "relation", "search"):
+        assert fresh[table] == incremental[table], table
+

@@ -12,7 +12,6 @@ at 100k notes) and the project's row still holds the same id.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -260,6 +259,8 @@ class SearchReader:
         return identity.project.id, identity.project.uuid or identity.uuid
 
     async def _run(self, work: Callable[[search_rows.Query], Result]) -> Result:
+        import asyncio  # here: the `bm search` fast path imports this module, not asyncio
+
         if self.database_file is not None:
             return await asyncio.to_thread(self._run_on_file, work)
         if self._engine is None:

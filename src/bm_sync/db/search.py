@@ -286,8 +286,9 @@ def has_entities(query: Query, project_id: int) -> bool:
 
 def other_projects(query: Query, project_id: int) -> bool:
     """Whether the database holds documents of another project than `project_id`."""
-    ((lowest, highest),) = query("SELECT min(project_id), max(project_id) FROM search_text",
-                                 {})  # two index probes
+    # Two index probes: `min(x), max(x)` in one SELECT reads the whole table on SQLite.
+    ((lowest, highest),) = query("SELECT (SELECT min(project_id) FROM search_text),"
+                                 " (SELECT max(project_id) FROM search_text)", {})
     return (lowest, highest) not in ((project_id, project_id), (None, None))
 
 

@@ -112,8 +112,9 @@ def run_basic_memory(corpus: Path, scratch: Path) -> dict[str, object]:
             "SELECT type, count(*) FROM search_index GROUP BY type").fetchall())
         entities = connection.execute("SELECT count(*) FROM entity").fetchone()[0]
     return {"wall_s": result["wall_s"], "cpu_s": result["cpu_s"],
-            "peak_rss_mb": result["peak_rss_mb"], "in_process_s": report["in_process_s"], "in_process_cpu_s": report["in_process_cpu_s"],
-            "projects": report["projects"], "entities": entities, "search_rows": rows}
+            "peak_rss_mb": result["peak_rss_mb"], "in_process_s": report["in_process_s"],
+            "in_process_cpu_s": report["in_process_cpu_s"], "projects": report["projects"],
+            "entities": entities, "search_rows": rows}
 
 
 def run_bm_sync(bm: str, corpus: Path, scratch: Path) -> dict[str, object]:
@@ -125,8 +126,8 @@ def run_bm_sync(bm: str, corpus: Path, scratch: Path) -> dict[str, object]:
         documents = connection.execute("SELECT count(*) FROM search_text").fetchone()[0]
         entities = connection.execute("SELECT count(*) FROM entity").fetchone()[0]
     return {"wall_s": result["wall_s"], "cpu_s": result["cpu_s"],
-            "peak_rss_mb": result["peak_rss_mb"], "added": len(report.get("added", [])) if isinstance(report.get("added"), list)
-            else report.get("added"), "entities": entities, "search_documents": documents}
+            "peak_rss_mb": result["peak_rss_mb"], "added": report["added"],
+            "entities": entities, "search_documents": documents}
 
 
 def make_corpus(workdir: Path, preset: str) -> Path:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bm_sync import detector, identity, search_fast
+from bm_sync import detector, identity, index_format, search_fast
+from bm_sync.db import state
 from tests.helpers import run_bm, write
 from tests.test_search import CORPUS
 
@@ -146,3 +147,16 @@ def test_the_fast_path_names_the_same_files_as_the_engine() -> None:
     assert search_fast.PROJECT_META == identity.PROJECT_META
     assert search_fast.STATE_DIR == detector.STATE_DIR
     assert search_fast.INDEX_FILE == detector.INDEX_FILE
+    assert search_fast.META_EXTENSION == index_format.META_EXTENSION
+    assert search_fast.REVISION_SQL == state.REVISION_SQL
+
+
+def test_the_index_tail_gives_the_recorded_project_id(notes: Path, tmp_path: Path) -> None:
+    index = notes / search_fast.STATE_DIR / search_fast.INDEX_FILE
+    recorded = identity.recorded_id(index_format.read_index(index))
+    assert recorded is not None
+    assert search_fast.recorded_project_id(index) == recorded
+    damaged = tmp_path / "index"
+    damaged.write_bytes(index.read_bytes()[:-30] + bytes(30))  # EOIE and checksum zeroed
+    assert search_fast.recorded_project_id(damaged) is None
+    assert search_fast.recorded_project_id(tmp_path / "missing") is None

@@ -16,9 +16,11 @@ work and says what is wrong, with the same words as always.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,9 +32,17 @@ from bm_sync.search import SearchQueryError
 if TYPE_CHECKING:
     from bm_sync.search import SearchResult
 
-PROJECT_META = "project_id"  # bm_sync.identity.PROJECT_META (a test keeps them equal)
+# What the engine's modules name, which this one must not import (a test keeps them equal).
+PROJECT_META = "project_id"  # bm_sync.identity.PROJECT_META
 STATE_DIR = ".basic-memory"  # bm_sync.detector.STATE_DIR
 INDEX_FILE = "index"  # bm_sync.detector.INDEX_FILE
+META_EXTENSION = b"BMMT"  # bm_sync.index_format.META_EXTENSION
+REVISION_SQL = "SELECT version_num FROM alembic_version"  # bm_sync.db.state.REVISION_SQL
+PROJECT_SQL = "SELECT id, root_path FROM project WHERE uuid = :uuid"
+_HEADER_SIZE = 12  # DIRC, version, entry count
+_SHA_LEN = 20
+_EOIE = struct.Struct(">4sLL20s")  # git's End Of Index Entries: where the extensions start
+_EXTENSION = struct.Struct(">4sL")
 LIMIT_MAX = 1000  # cli_search: --limit's range is 1..1000
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -123,22 +133,59 @@ def _plain_project(root: Path, database: Path) -> int | None:
     folder's path and at this bm's revision; else None (the full CLI decides)."""
     from bm_sync.db import HEAD_REVISION
     from bm_sync.db import search as search_rows
-    from bm_sync.db.state import PROJECT_BY_ID_SQL, REVISION_SQL
-    from bm_sync.index_format import read_index
 
-    recorded = read_index(root / STATE_DIR / INDEX_FILE).meta.get(PROJECT_META)
-    if not isinstance(recorded, str) or not recorded:
+    recorded = recorded_project_id(root / STATE_DIR / INDEX_FILE)
+    if recorded is None:
         return None
 
     def project(query: search_rows.Query) -> int | None:
         if [tuple(row) for row in query(REVISION_SQL, {})] != [(HEAD_REVISION,)]:
             return None
-        rows = query(PROJECT_BY_ID_SQL, {"uuid": recorded})
-        if len(rows) != 1 or Path(rows[0][2]) != root:
+        rows = query(PROJECT_SQL, {"uuid": recorded})
+        if len(rows) != 1 or Path(rows[0][1]) != root:
             return None
         return int(rows[0][0])
 
     return search_rows.run_on_file(database, project)
+
+
+def recorded_project_id(index_path: Path) -> str | None:
+    """The project id the index records (its `BMMT` extension), read from the end of the file
+    through git's EOIE extension: the tail only, not the entries (12 MB and a checksum at 100k
+    notes). None when the file has no valid EOIE or no id: the full CLI then reads it whole."""
+    try:
+        with open(index_path, "rb") as index_file:
+            size = index_file.seek(0, os.SEEK_END)
+            eoie_start = size - _SHA_LEN - _EOIE.size
+            if eoie_start < _HEADER_SIZE:
+                return None
+            index_file.seek(eoie_start)
+            signature, length, offset, extensions_hash = _EOIE.unpack(
+                index_file.read(_EOIE.size))
+            if (signature != b"EOIE" or length != _EOIE.size - 8
+                    or not _HEADER_SIZE <= offset <= eoie_start):
+                return None
+            index_file.seek(offset)
+            extensions = index_file.read(eoie_start - offset)
+    except OSError:
+        return None
+    headers, meta, position = hashlib.sha1(), None, 0
+    while position < len(extensions):
+        header = extensions[position:position + _EXTENSION.size]
+        if len(header) < _EXTENSION.size:
+            return None
+        headers.update(header)
+        name, length = _EXTENSION.unpack(header)
+        if name == META_EXTENSION:
+            meta = extensions[position + _EXTENSION.size:position + _EXTENSION.size + length]
+        position += _EXTENSION.size + length
+    if position != len(extensions) or headers.digest() != extensions_hash or meta is None:
+        return None
+    try:
+        recorded = json.loads(meta).get(PROJECT_META)
+    except (ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, str) and recorded else None
 
 
 def print_result(result: SearchResult, as_json: bool) -> None:

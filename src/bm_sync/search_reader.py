@@ -219,6 +219,7 @@ class SearchReader:
         for _attempt in (1, 2):
             signature = self._signature()
             if self._project is None or self._project[0] != signature:
+                await self.close()  # the database file may be another one now
                 project_id, uuid = await self._readable_project()
                 self._project = (signature, project_id, uuid)
             try:

@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+import bm_sync
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import (  # noqa: E402
@@ -169,6 +171,10 @@ def bench_query(root: Path, notes: int, runs: int, process_runs: int,
     if database_url is not None:
         return {"notes": notes, "database": database_url.split("?")[0], "latency": latency}
     log("bm search processes, and the references ...")
+    # As an installed package has them (pip compiles on install): with PYTHONDONTWRITEBYTECODE
+    # set, an editable install would compile every bm module in every process.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(bm_sync.__file__).parent)],
+                   check=True)
     database = root / ".basic-memory" / "memory.db"
     commands = {"bm search sync": bm("search", "sync", root),
                 "bm search phrase": bm("search", '"sync index"', root),

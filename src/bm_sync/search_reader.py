@@ -184,9 +184,10 @@ class SearchReader:
         self._engine: AsyncEngine | None = None
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        with self._lock:  # not while another search of this reader uses it in a thread
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None

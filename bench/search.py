@@ -9,8 +9,12 @@ Sections (`--only`, repeatable):
 - mixed: a sync after bench/mutate.py's 50 mixed changes, search on vs off;
 - size: the search tables' bytes on disk (SQLite `dbstat`) against the notes' markdown bytes;
 - query: 50 fixed queries (20 words, 10 phrases, 10 prefixes, 10 word + tag) on --query-notes
-  notes: in-process `SyncEngine.search` latency (wall and CPU, p50/p95), and whole `bm search`
-  processes (median wall and CPU);
+  notes: in-process `SyncEngine.search` latency (wall and CPU, p50/p95; each query's best of
+  --runs, one engine for all, as an app holds one), and whole `bm search` processes (median of
+  --process-runs, wall and CPU) side by side with `git grep -c WORD` on the same notes and the
+  `sqlite3` CLI running a MATCH on the same database. `--database-url URL` measures the
+  in-process latency on another database holding the same notes (PostgreSQL; the folder's
+  copy synced there first, e.g. `bm sync COPY --db URL`, and `--query-root COPY`).
 
 Corpora are bench/make_corpus.py's committed git trees under --workdir (default
 /tmp/bm-bench-search), as bench/run.py makes and restores them. Whole commands are measured by
@@ -29,6 +33,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import bm_sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -123,12 +129,12 @@ def bench_size(root: Path) -> dict:
     return {"index_bytes": index, "markdown_bytes": markdown, "ratio": index / markdown}
 
 
-def in_process_latency(root: Path, repeats: int) -> dict:
+def in_process_latency(root: Path, repeats: int, database_url: str | None = None) -> dict:
     from bm_sync.sync import SyncEngine
 
     async def measure() -> list[tuple[str, float, float, int]]:
         timings = []
-        async with SyncEngine.open(root) as engine:
+        async with SyncEngine.open(root, database_url) as engine:
             await engine.search("warmup")
             for query, tag in QUERIES:
                 walls, cpus = [], []
@@ -155,18 +161,31 @@ def in_process_latency(root: Path, repeats: int) -> dict:
             "wall_max_ms": walls[-1] * 1e3}
 
 
-def bench_query(root: Path, notes: int, runs: int) -> dict:
-    if not (root / ".basic-memory" / "memory.db").exists():
+def bench_query(root: Path, notes: int, runs: int, process_runs: int,
+                database_url: str | None) -> dict:
+    if database_url is None and not (root / ".basic-memory" / "memory.db").exists():
         log(f"query corpus: first sync of {notes:,} notes ...")
         subprocess.run(bm("sync", "--quiet", root), check=True)
-    log("in-process latency of 50 queries ...")
-    latency = in_process_latency(root, repeats=max(3, runs))
-    log("bm search processes ...")
+    log(f"in-process latency of 50 queries ({database_url or 'SQLite'}) ...")
+    latency = in_process_latency(root, repeats=max(3, runs), database_url=database_url)
+    if database_url is not None:
+        return {"notes": notes, "database": database_url.split("?")[0], "latency": latency}
+    log("bm search processes, and the references ...")
+    # As an installed package has them (pip compiles on install): with PYTHONDONTWRITEBYTECODE
+    # set, an editable install would compile every bm module in every process.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(bm_sync.__file__).parent)],
+                   check=True)
+    database = root / ".basic-memory" / "memory.db"
     commands = {"bm search sync": bm("search", "sync", root),
                 "bm search phrase": bm("search", '"sync index"', root),
                 "bm search prefix+tag": bm("search", "syn*", root, "--tag", "garden"),
+                "bm search sync --json": bm("search", "sync", root, "--json"),
+                "git grep -c sync": ["git", "-C", str(root), "grep", "-c", "sync"],
+                "sqlite3 MATCH sync": ["sqlite3", f"file:{database}?mode=ro",
+                                       "SELECT rowid FROM note_search WHERE note_search MATCH "
+                                       "'sync' ORDER BY rowid DESC LIMIT 10"],
                 "python -c pass": [sys.executable, "-c", "pass"]}
-    samples, _outputs = side_by_side(commands, runs)
+    samples, _outputs = side_by_side(commands, process_runs)
     return {"notes": notes, "latency": latency,
             "processes": {name: summarize(values) for name, values in samples.items()}}
 
@@ -190,6 +209,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--notes", type=int, default=10_000)
     parser.add_argument("--query-notes", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--process-runs", type=int, default=10,
+                        help="whole `bm search` processes per command (median)")
+    parser.add_argument("--database-url", help="query latency on this database instead")
+    parser.add_argument("--query-root", type=Path,
+                        help="the notes folder for --database-url (default: the corpus)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bm-bench-search"))
     return parser.parse_args(argv)
 
@@ -212,8 +236,12 @@ def main(argv: list[str] | None = None) -> None:
             results["size"] = bench_size(root)
         results["side_by_side"] = side_rows
     if "query" in sections:
-        root, notes = corpus(args.workdir, str(args.query_notes))
-        results["query"] = bench_query(root, notes, args.runs)
+        if args.query_root is not None:
+            root, notes = args.query_root, args.query_notes
+        else:
+            root, notes = corpus(args.workdir, str(args.query_notes))
+        results["query"] = bench_query(root, notes, args.runs, args.process_runs,
+                                       args.database_url)
     output.write_text(json.dumps(results, indent=1, default=str))
     if side_rows:
         print(side_table(side_rows))
@@ -227,9 +255,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nin-process, 50 queries: wall p50 {latency['wall_p50_ms']:.1f} ms, p95 "
               f"{latency['wall_p95_ms']:.1f} ms; CPU p50 {latency['cpu_p50_ms']:.1f} ms, p95 "
               f"{latency['cpu_p95_ms']:.1f} ms")
-        print(markdown_table(["process", "median wall s", "median CPU s", "peak RSS MB"], [
-            [name, value["wall_s"], value["cpu_s"], value["rss_mb"]]
-            for name, value in query["processes"].items()]))  # type: ignore[index]
+        slowest = sorted(latency["queries"], key=lambda item: -item["cpu_ms"])[:5]
+        print("slowest (CPU): " + ", ".join(f"{item['query']} {item['cpu_ms']:.1f} ms"
+                                            for item in slowest))
+        if "processes" in query:  # type: ignore[operator]
+            print(markdown_table(["process", "median wall s", "median CPU s", "peak RSS MB"], [
+                [name, value["wall_s"], value["cpu_s"], value["rss_mb"]]
+                for name, value in query["processes"].items()]))  # type: ignore[index]
     print(f"\nresults: {output}")
 
 

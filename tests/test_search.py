@@ -401,14 +401,14 @@ async def test_bounded_ranking_still_puts_title_matches_first(notes: Path,
     """More matches than the cap: the newest are ranked, and a match in a title (the head
     columns) is ranked before them even when it is older."""
     from bm_sync.db import search as search_rows
-    from bm_sync.search import parse_query, scope_query
+    from bm_sync.search_query import parse_query, scope_query
 
     write(notes, "a.md", "# Lantern\n\nold note\n")  # the oldest id: outside the newest 2
     for number in range(5):
         write(notes, f"b{number}.md", f"# Note {number}\n\nlantern in the body\n")
     async with SyncEngine.open(notes, database) as engine:
         await engine.sync()
-        project_id, _count = await engine._readable_project()
+        project_id, _uuid = await engine._searcher()._readable_project()
     node = parse_query("lantern")
 
     def work(query: search_rows.Query) -> search_rows.Ranked:

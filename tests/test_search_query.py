@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bm_sync.search import (
-    SearchQueryError,
-    cjk_bigrams,
-    fold,
-    make_snippet,
-    note_body,
-    parse_query,
-    to_fts5,
-    to_tsquery,
-)
+from bm_sync.search import SearchQueryError, cjk_bigrams, fold, note_body
+from bm_sync.search_query import parse_query, to_fts5, to_tsquery
+from bm_sync.search_reader import make_snippet
 
 
 @pytest.mark.parametrize(("query", "message"), [

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bm_sync.roots import find_root
+from bm_sync.search_fast import print_result
 
 if TYPE_CHECKING:
     from bm_sync.search import NoteView, SearchResult
@@ -69,18 +70,7 @@ def search(
     except SearchQueryError as error:
         print(f"bm search: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
-    if json_output:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
-        return
-    if result.ranking == "bounded":
-        print("bm: note: many notes match: the newest were ranked (narrow the query to rank "
-              "them all)", file=sys.stderr)
-    if not result.hits:
-        print("no matches")
-    for hit in result.hits:
-        print(f"{hit.path}  {hit.title}")
-        if hit.snippet:
-            print(f"    {hit.snippet}")
+    print_result(result, json_output)
 
 
 def show(

@@ -2,9 +2,10 @@
 
 `bm status [PATH] [--json]` and `bm sync [PATH] [--json] [--quiet] [--wait] [--no-versions]
 [--db URL]` are answered by the folder's `bm watch` when one is healthy (`bm_sync.fsmonitor`),
-before typer and the sync engine are imported: start-up is most of a no-change status. Every
-other command line, and every doubt, goes to `bm_sync.cli.main`, which does the work itself.
-Only the standard library is imported here.
+and a plain `bm search` on SQLite by `bm_sync.search_fast`, before typer and the sync engine
+are imported: start-up is most of a no-change status or of a search. Every other command line,
+and every doubt, goes to `bm_sync.cli.main`, which does the work itself. Only the standard
+library (and the search modules, which use only it) is imported here.
 """
 
 from __future__ import annotations
@@ -73,13 +74,25 @@ def try_watcher(arguments: list[str]) -> int | None:
 
 
 def main() -> None:
+    arguments = sys.argv[1:]
     try:
-        exit_code = try_watcher(sys.argv[1:])
+        exit_code = try_watcher(arguments)
     except Exception:  # the fast path is an optimisation: any surprise, and we do the work
         exit_code = None
     if exit_code is not None:
         sys.stdout.flush()
         sys.exit(exit_code)
+    if arguments[:1] == ["search"]:
+        from bm_sync import search_fast
+
+        try:
+            answered = search_fast.answer(arguments)
+        except Exception:  # as above: the full CLI redoes it, and says what is wrong
+            answered = None
+        if answered is not None:
+            search_fast.print_result(*answered)
+            sys.stdout.flush()
+            sys.exit(0)
     from bm_sync.cli import main as full_cli
 
     full_cli()

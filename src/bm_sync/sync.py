@@ -49,11 +49,12 @@ from bm_sync.versions import VersionPolicy, VersionStore
 
 if TYPE_CHECKING:  # the writing side pulls in SQLAlchemy: imported when first needed
     from bm_sync.apply import BatchWriter, PreparedChange
-    from bm_sync.db.search import Query, Result, SearchState
+    from bm_sync.db.search import SearchState
     from bm_sync.db.session import ProjectDatabase, ProjectReader
     from bm_sync.history import History, RunRecord, VersionRecord
     from bm_sync.runs import RunLog
     from bm_sync.search import NoteView, SearchResult
+    from bm_sync.search_reader import SearchReader
 
 BATCH_FILES = 200
 
@@ -80,6 +81,7 @@ class SyncEngine:
         self._versions: VersionStore | None = None
         self._identity: Identity | None = None
         self._reader: ProjectReader | None = None  # the history's read-only connection
+        self._search_reader: SearchReader | None = None
 
     @classmethod
     @asynccontextmanager
@@ -98,6 +100,9 @@ class SyncEngine:
             await engine.close()
 
     async def close(self) -> None:
+        if self._search_reader is not None:
+            await self._search_reader.close()
+            self._search_reader = None
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
@@ -180,7 +185,7 @@ class SyncEngine:
         """Drop stored versions outside the retention; return object store bytes before/after."""
         return await (await self._history()).prune(keep_last, keep_days)
 
-    # -- search: bm_sync.search, bm_sync.db.search ---------------------------------------------
+    # -- search: delegated to bm_sync.search_reader -----------------------------------------
 
     async def search(self, query: str, *, limit: int = 10, type: str | None = None,
                      tag: str | Sequence[str] | None = None,
@@ -190,99 +195,25 @@ class SyncEngine:
         `path`: only below that folder (root-relative). A malformed query raises
         `SearchQueryError` before the database is touched; a folder without a search index
         `SearchUnavailable`. Reads only (for SQLite through the stdlib driver)."""
-        from bm_sync.db import search as search_rows
-        from bm_sync.search import SearchResult, parse_query, scope_query
-
-        node = parse_query(query)
-        tags = [tag] if isinstance(tag, str) else list(tag or ())
-        folder = relative_path(self.root, path) if path else None
-        project_id, entity_count = await self._readable_project()
-        sqlite = sqlite_file(self.database_url) is not None
-
-        def work(run: search_rows.Query) -> SearchResult:
-            state = search_rows.read_state(run, project_id, sqlite)
-            if state.documents == 0 and entity_count:
-                raise _search_off()
-            # The project's token matches every document of a database holding one project:
-            # reading its whole list costs 30-60% of a query there, and filters nothing.
-            shared = search_rows.other_projects(run, project_id)
-            scope = scope_query(project_id if shared else None, type, tags,
-                                None if folder in (None, ".") else folder)
-            ranked = search_rows.rank(run, node, sqlite=sqlite, project_id=project_id,
-                                      scope=scope, limit=limit)
-            return SearchResult(query, search_rows.hits(run, node, ranked),
-                                "bounded" if ranked.bounded else "full")
-
-        return await self._read_search(work)
+        return await self._searcher().search(query, limit=limit, type=type, tag=tag, path=path)
 
     async def show(self, ref: str) -> NoteView:
         """A note by path (root-relative, `.md` optional), permalink or title: its entity, its
         observations, outgoing relations and backlinks. `NoteNotFound` when nothing or several
         notes match."""
-        import json
+        return await self._searcher().show(ref)
 
-        from bm_sync.db import search as search_rows
-        from bm_sync.search import (
-            Backlink,
-            NoteNotFound,
-            NoteView,
-            ObservationView,
-            RelationView,
-        )
+    def _searcher(self) -> SearchReader:
+        """The folder's search reader: it keeps a connection and the project between calls."""
+        if self._search_reader is None:
+            from bm_sync.search_reader import SearchReader
 
-        if os.path.isabs(ref):
-            ref = relative_path(self.root, ref)
-        project_id, _count = await self._readable_project()
+            self._search_reader = SearchReader(self.root, self.database_url,
+                                               self.detector.index_path, self._identify_folder)
+        return self._search_reader
 
-        def work(run: search_rows.Query) -> NoteView:
-            found = search_rows.find_entities(run, project_id, ref)
-            if not found:
-                raise NoteNotFound(f"no note is named {ref!r} (a path, permalink or title)")
-            if len(found) > 1:
-                raise NoteNotFound(f"{len(found)} notes are named {ref!r}: "
-                                   + ", ".join(str(row[1]) for row in found[:10]))
-            entity = found[0]
-            observations, relations, backlinks = search_rows.note_parts(run, project_id, entity)
-            return NoteView(
-                path=entity[1], title=entity[2], permalink=entity[3], type=entity[4],
-                tags=tuple(json.loads(entity[5]) if entity[5] else ()),
-                observations=[ObservationView(category, content,
-                                              tuple(json.loads(tags) if tags else ()), context)
-                              for category, content, tags, context in observations],
-                relations=[RelationView(kind, target, target_path, context)
-                           for kind, target, target_path, context in relations],
-                backlinks=[Backlink(from_path, from_title, kind, bool(resolved))
-                           for from_path, from_title, kind, resolved in backlinks])
-
-        return await self._read_search(work)
-
-    async def _readable_project(self) -> tuple[int, int]:
-        """(project id, entity count) of this folder, found as a sync would, in a database at
-        this bm's revision; `SearchUnavailable` otherwise. Writes nothing."""
-        from bm_sync.db import HEAD_REVISION
-        from bm_sync.search import SearchUnavailable
-
-        database_file = sqlite_file(self.database_url)
-        if database_file is not None and not database_file.exists():
-            raise SearchUnavailable(f"no sync has run in {self.root} yet")
-        snapshot, _warning = self._read_snapshot()
-        stored, identity = await self._identify(snapshot)
-        if stored.unusable:
-            raise SearchUnavailable(stored.unusable)
-        if identity.project is None:
-            raise SearchUnavailable(f"no sync has run in {self.root} yet")
-        if stored.revision != HEAD_REVISION:
-            raise SearchUnavailable(f"the database is at revision {stored.revision}: "
-                                    "run bm sync first")
-        return identity.project.id, identity.project.entity_count
-
-    async def _read_search(self, work: Callable[[Query], Result]) -> Result:
-        from bm_sync.db import search as search_rows
-
-        database_file = sqlite_file(self.database_url)
-        if database_file is not None:
-            return await asyncio.to_thread(search_rows.run_on_file, database_file, work)
-        return await search_rows.run_on_engine(self.database_url, work)
+    async def _identify_folder(self) -> tuple[StoredState, Identity]:
+        return await self._identify(self._read_snapshot()[0])
 
     async def _search_state(self, stored: StoredState,
                             identity: Identity) -> SearchState | None:
@@ -558,12 +489,6 @@ class SyncEngine:
             return self.detector.load_snapshot(), None
         except IndexCorrupt as error:
             return None, corrupt_index_message(self.detector.index_path, error)
-
-
-def _search_off() -> BmSyncError:
-    from bm_sync.search import SearchUnavailable
-
-    return SearchUnavailable("search is off for this folder: run bm sync without --no-search")
 
 
 def _is_database_error(error: Exception) -> bool:

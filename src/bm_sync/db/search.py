@@ -10,11 +10,12 @@ in Python (`bm_sync.search.postgres_columns`); rows are only ever replaced whole
 
 The rowid of a document is its entity's id, so a move (same id) re-indexes one row. Writes run
 inside the sync's batch transactions (`bm_sync.apply`). Reads go through a plain `Query`
-callable, so the same SQL runs on the stdlib `sqlite3` driver (the `bm search` fast path) and on
-a SQLAlchemy connection. Ranking is bounded (`SEARCH_CAP`): FTS5 and `ts_rank` score every
-matching row, so a word in every note would cost ~1.4 us a row; the newest `SEARCH_CAP + 1`
-matches by id are fetched (an index walk that stops), ranked, and when there were more, the
-head columns' matches are ranked first (`SearchResult.ranking == "bounded"`).
+callable, so the same SQL runs on the stdlib `sqlite3` driver (SQLite files, and the `bm
+search` fast path) and on a SQLAlchemy connection. Ranking is bounded (`SEARCH_CAP`): FTS5 and
+`ts_rank` score every matching row, so a word in every note would cost ~1.4 us a row; the
+newest `SEARCH_CAP + 1` matches by id are listed (an index walk that stops, unscored), ranked
+when there were no more, and otherwise the head columns' matches are ranked first
+(`SearchResult.ranking == "bounded"`).
 """
 
 from __future__ import annotations
@@ -25,20 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bm_sync.search import (
-    COLUMNS,
-    Node,
-    SearchDoc,
-    SearchHit,
-    SearchQueryError,
-    make_snippet,
-    postgres_columns,
-    to_fts5,
-    to_tsquery,
-)
+from bm_sync.search import COLUMNS, SearchDoc, SearchQueryError, postgres_columns
+from bm_sync.search_query import Node, to_fts5, to_tsquery
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 Query = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
 Result = TypeVar("Result")
@@ -277,10 +269,26 @@ async def _read_postgres_state(url: str, project_id: int) -> SearchState:
 # -- reads ------------------------------------------------------------------------------------
 
 
+def has_documents(query: Query, project_id: int) -> bool:
+    """Whether the project has a search document (False when the table cannot be read: the
+    next sync repairs it)."""
+    try:
+        return bool(query("SELECT 1 FROM search_text WHERE project_id = :project LIMIT 1",
+                          {"project": project_id}))
+    except Exception:  # noqa: BLE001 - a dropped table: any driver's error
+        return False
+
+
+def has_entities(query: Query, project_id: int) -> bool:
+    return bool(query("SELECT 1 FROM entity WHERE project_id = :project LIMIT 1",
+                      {"project": project_id}))
+
+
 def other_projects(query: Query, project_id: int) -> bool:
     """Whether the database holds documents of another project than `project_id`."""
-    ((lowest, highest),) = query("SELECT min(project_id), max(project_id) FROM search_text",
-                                 {})  # two index probes
+    # Two index probes: `min(x), max(x)` in one SELECT reads the whole table on SQLite.
+    ((lowest, highest),) = query("SELECT (SELECT min(project_id) FROM search_text),"
+                                 " (SELECT max(project_id) FROM search_text)", {})
     return (lowest, highest) not in ((project_id, project_id), (None, None))
 
 
@@ -295,68 +303,99 @@ class Ranked:
 def rank(query: Query, node: Node, *, sqlite: bool, project_id: int, scope: Sequence[str],
          limit: int, cap: int = SEARCH_CAP) -> Ranked:
     """The best `limit` matches of `node` among the project's documents that carry every
-    `scope` token, ranked as the module doc says."""
-    full = _ranked(query, node, sqlite=sqlite, project_id=project_id, scope=scope,
-                   count=cap + 1, head_only=False)
-    if len(full) <= cap:
-        return Ranked(sorted(full, key=lambda item: -item[1])[:limit], bounded=False)
-    head = _ranked(query, node, sqlite=sqlite, project_id=project_id, scope=scope,
-                   count=cap, head_only=True)
-    chosen = sorted(head, key=lambda item: -item[1])[:limit]
-    taken = {entity_id for entity_id, _score in chosen}
-    for entity_id, score in sorted(full[:cap], key=lambda item: -item[1]):
-        if len(chosen) >= limit:
-            break
-        if entity_id not in taken:
-            chosen.append((entity_id, score))
+    `scope` token, ranked as the module doc says.
+
+    Scoring is the cost (bm25 counts every match of every phrase for its IDF, then scores each
+    row), so the newest `cap + 1` matches are first only listed: at most `cap`, they are ranked
+    (full ranking); more, and the head columns' ranking alone decides when it fills `limit`,
+    the newest `cap` matches of every column ranked only to fill the rest."""
+    search = _Search(query, node, sqlite=sqlite, project_id=project_id, scope=scope)
+    if len(search.newest(cap + 1)) <= cap:
+        return Ranked(_best(search.ranked(cap + 1, head_only=False))[:limit], bounded=False)
+    chosen = _best(search.ranked(cap, head_only=True))[:limit]
+    if len(chosen) < limit:
+        taken = {entity_id for entity_id, _score in chosen}
+        for entity_id, score in _best(search.ranked(cap, head_only=False)):
+            if len(chosen) >= limit:
+                break
+            if entity_id not in taken:
+                chosen.append((entity_id, score))
     return Ranked(chosen, bounded=True)
 
 
-def _ranked(query: Query, node: Node, *, sqlite: bool, project_id: int, scope: Sequence[str],
-            count: int, head_only: bool) -> list[tuple[int, float]]:
-    try:
-        if sqlite:
-            match = to_fts5(node, head_only=head_only)
-            match += "".join(f' AND scope : "{token}"' for token in scope)
-            rows = query(f"SELECT rowid, {BM25} FROM note_search WHERE note_search MATCH :q "
-                         "ORDER BY rowid DESC LIMIT :n", {"q": match, "n": count})
+def _best(ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Highest score first; ties stay newest first (the order the database listed them)."""
+    return sorted(ranked, key=lambda item: -item[1])
+
+
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """One query's SQL on one database: list the newest matches, or rank them."""
+
+    query: Query
+    node: Node
+    sqlite: bool
+    project_id: int
+    scope: Sequence[str]
+
+    def newest(self, count: int) -> list[int]:
+        """The ids of the newest `count` matches, unscored (an index walk that stops)."""
+        if self.sqlite:
+            rows = self._run("SELECT rowid FROM note_search WHERE note_search MATCH :q "
+                             "ORDER BY rowid DESC LIMIT :n", {"q": self._fts5(False), "n": count})
+        else:
+            rows = self._run("SELECT entity_id FROM search_text WHERE project_id = :project"
+                             " AND tsv @@ CAST(:f AS tsquery) ORDER BY entity_id DESC LIMIT :n",
+                             {"project": self.project_id, "f": self._filtered(False),
+                              "n": count})
+        return [int(entity_id) for (entity_id,) in rows]
+
+    def ranked(self, count: int, *, head_only: bool) -> list[tuple[int, float]]:
+        """The newest `count` matches with their scores (higher is better), newest first."""
+        if self.sqlite:
+            rows = self._run(f"SELECT rowid, {BM25} FROM note_search WHERE note_search MATCH :q "
+                             "ORDER BY rowid DESC LIMIT :n",
+                             {"q": self._fts5(head_only), "n": count})
             return [(int(entity_id), -float(score)) for entity_id, score in rows]
-        tsquery = to_tsquery(node, head_only=head_only)
-        # The project is a column; the other filters are lexemes, left out of the ranking.
-        filtered = tsquery + "".join(f" & '#{token}'" for token in scope
-                                     if not token.startswith("p"))
-        rows = query(
+        rows = self._run(
             "WITH m AS (SELECT entity_id, tsv FROM search_text WHERE project_id = :project"
             " AND tsv @@ CAST(:f AS tsquery) ORDER BY entity_id DESC LIMIT :n)"
-            f" SELECT entity_id, ts_rank({PG_WEIGHTS}, tsv, CAST(:q AS tsquery)) FROM m",
-            {"project": project_id, "f": filtered, "q": tsquery, "n": count})
+            f" SELECT entity_id, ts_rank({PG_WEIGHTS}, tsv, CAST(:q AS tsquery)) FROM m"
+            " ORDER BY entity_id DESC",
+            {"project": self.project_id, "f": self._filtered(head_only),
+             "q": to_tsquery(self.node, head_only=head_only), "n": count})
         return [(int(entity_id), float(score)) for entity_id, score in rows]
-    except Exception as error:
-        message = _line(error)
-        if _is_query_error(message):  # defence in depth: the compilers quote every word
-            raise SearchQueryError(f"the database refused the query: {message}") from error
-        raise
+
+    def _fts5(self, head_only: bool) -> str:
+        return to_fts5(self.node, head_only=head_only) + "".join(
+            f' AND scope : "{token}"' for token in self.scope)
+
+    def _filtered(self, head_only: bool) -> str:
+        """The tsquery with the filters: the project is a column; the other filters are
+        lexemes, left out of the ranking."""
+        return to_tsquery(self.node, head_only=head_only) + "".join(
+            f" & '#{token}'" for token in self.scope if not token.startswith("p"))
+
+    def _run(self, sql: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        try:
+            return self.query(sql, parameters)
+        except Exception as error:
+            message = _line(error)
+            if _is_query_error(message):  # defence in depth: the compilers quote every word
+                raise SearchQueryError(f"the database refused the query: {message}") from error
+            raise
 
 
-def hits(query: Query, node: Node, ranked: Ranked) -> list[SearchHit]:
-    """The ranked ids as hits: their entity rows and snippets."""
-    if not ranked.ids:
-        return []
-    names = {f"i{index}": entity_id for index, (entity_id, _score) in enumerate(ranked.ids)}
+def hit_rows(query: Query, ids: Sequence[int]) -> dict[int, Sequence[Any]]:
+    """id -> (id, path, title, permalink, entity type, z) of these entities (those that
+    still have a document)."""
+    if not ids:
+        return {}
+    names = {f"i{index}": entity_id for index, entity_id in enumerate(ids)}
     rows = query("SELECT e.id, e.file_path, e.title, e.permalink, e.entity_type, s.z "
                  "FROM entity e JOIN search_text s ON s.entity_id = e.id "
                  f"WHERE e.id IN ({', '.join(':' + name for name in names)})", names)
-    by_id = {row[0]: row for row in rows}
-    found = []
-    for entity_id, score in ranked.ids:
-        row = by_id.get(entity_id)
-        if row is None:
-            continue
-        _id, path, title, permalink, entity_type, z = row
-        body = SearchDoc.unpack(bytes(z))[1]
-        found.append(SearchHit(path, title, permalink, entity_type, score,
-                               make_snippet(body, node) if body else ""))
-    return found
+    return {row[0]: row for row in rows}
 
 
 def _is_query_error(message: str) -> bool:
@@ -372,18 +411,21 @@ def _line(error: BaseException) -> str:
 # -- connections ------------------------------------------------------------------------------
 
 
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only stdlib connection to a SQLite database file (`mode=ro`, else immutable)."""
+def connect_read_only(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
+    """A read-only stdlib connection to a SQLite database file (`mode=ro`, else immutable).
+    `any_thread`: usable from any thread (the caller serialises its use)."""
     from bm_sync.db.read_only import cannot_open, read_only_uri
 
     try:
-        connection = sqlite3.connect(read_only_uri(path), uri=True)
+        connection = sqlite3.connect(read_only_uri(path), uri=True,
+                                     check_same_thread=not any_thread)
         connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
         return connection
     except sqlite3.OperationalError as error:
         if not cannot_open(str(error)):
             raise
-        return sqlite3.connect(read_only_uri(path, immutable=True), uri=True)
+        return sqlite3.connect(read_only_uri(path, immutable=True), uri=True,
+                               check_same_thread=not any_thread)
 
 
 def _stdlib_query(connection: sqlite3.Connection) -> Query:
@@ -393,14 +435,15 @@ def _stdlib_query(connection: sqlite3.Connection) -> Query:
     return query
 
 
-async def run_on_engine(url: str, work: Callable[[Query], Result]) -> Result:
-    """Run `work` with a `Query` on a SQLAlchemy connection to `url` (never migrated)."""
+async def run_on_engine(target: str | AsyncEngine, work: Callable[[Query], Result]) -> Result:
+    """Run `work` with a `Query` on a SQLAlchemy connection to `target`: an engine, or a URL
+    (an engine made for this call; never migrated)."""
     from sqlalchemy import text
     from sqlalchemy.engine import Connection
 
     from bm_sync.db.engine import create_engine
 
-    engine = create_engine(url)
+    engine = create_engine(target) if isinstance(target, str) else target
 
     def run(connection: Connection) -> Result:
         def query(sql: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
@@ -412,7 +455,8 @@ async def run_on_engine(url: str, work: Callable[[Query], Result]) -> Result:
         async with engine.connect() as connection:
             return await connection.run_sync(run)
     finally:
-        await engine.dispose()
+        if isinstance(target, str):
+            await engine.dispose()
 
 
 def run_on_file(path: Path, work: Callable[[Query], Result]) -> Result:

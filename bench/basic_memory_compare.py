@@ -43,13 +43,14 @@ import asyncio, json, sys, time
 
 async def main():
     from basic_memory import db
-    from basic_memory.config import ConfigManager
+    from basic_memory.config import ConfigManager, init_cli_logging
     from basic_memory.index.local_project import (
         LocalProjectIndexRuntimeFactory, run_local_project_index_for_project)
     from basic_memory.repository import ProjectRepository
     from basic_memory.repository.search_repository_base import purge_stale_search_index_rows
     from basic_memory.services.initialization import reconcile_projects_with_config
 
+    init_cli_logging()  # as its CLI does (loguru's default would log DEBUG to stderr)
     app_config = ConfigManager().config
     assert not app_config.semantic_search_enabled
     started, cpu = time.perf_counter(), time.process_time()
@@ -75,46 +76,55 @@ asyncio.run(main())
 """
 
 
-def measured(command: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
+def measured(command: list[str], env: dict[str, str] | None = None,
+             timeout: float | None = None) -> dict[str, object]:
     """Run `command`: its wall seconds, CPU seconds and peak RSS in MB (its own, from
-    `wait4`), and its stdout."""
+    `wait4`), its stdout, and whether it was stopped (SIGTERM) after `timeout` seconds."""
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
+        timed_out = False
+        try:
+            process.wait(timeout)  # polls; wait4 below reaps it
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            timed_out = True
         _pid, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
         stderr.seek(0)
-        if process.returncode != 0:
+        if process.returncode != 0 and not timed_out:
             raise SystemExit(f"{command[0]} failed ({process.returncode}): "
                              f"{stderr.read().decode(errors='replace')[-2000:]}")
         return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-                "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": stdout.read().decode()}
+                "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": stdout.read().decode(),
+                "timed_out": timed_out}
 
 
-def run_basic_memory(corpus: Path, scratch: Path) -> dict[str, object]:
+def run_basic_memory(corpus: Path, scratch: Path, timeout: float | None) -> dict[str, object]:
+    """basic-memory's full index of a copy of `corpus`; stopped after `timeout` seconds, it
+    reports how far it got (entities and search rows written), from which a rate."""
     notes = scratch / "bm-notes"
     shutil.copytree(corpus, notes, ignore=shutil.ignore_patterns(".git", ".basic-memory"))
     config_dir = scratch / "bm-config"
     config_dir.mkdir()
     (config_dir / "config.json").write_text(json.dumps({
         "projects": {"tenant": {"path": str(notes), "mode": "local"}},
-        "default_project": "tenant", "semantic_search_enabled": False,
-        "sync_changes": False}))
+        "default_project": "tenant", "semantic_search_enabled": False}))
     env = {**os.environ, "BASIC_MEMORY_CONFIG_DIR": str(config_dir),
            "BASIC_MEMORY_SEMANTIC_SEARCH_ENABLED": "false", "BASIC_MEMORY_NO_PROMOS": "1",
            "HOME": str(scratch)}
-    result = measured([sys.executable, "-c", BASIC_MEMORY_CHILD], env=env)
-    report = json.loads(str(result["stdout"]).strip().splitlines()[-1])
-    with sqlite3.connect(report["database"]) as connection:
-        rows = dict(connection.execute(
+    result = measured([sys.executable, "-c", BASIC_MEMORY_CHILD], env=env, timeout=timeout)
+    sample: dict[str, object] = {key: result[key] for key in (
+        "wall_s", "cpu_s", "peak_rss_mb", "timed_out")}
+    if not result["timed_out"]:
+        sample.update(json.loads(str(result["stdout"]).strip().splitlines()[-1]))
+    with sqlite3.connect(config_dir / "memory.db") as connection:
+        sample["search_rows"] = dict(connection.execute(
             "SELECT type, count(*) FROM search_index GROUP BY type").fetchall())
-        entities = connection.execute("SELECT count(*) FROM entity").fetchone()[0]
-    return {"wall_s": result["wall_s"], "cpu_s": result["cpu_s"],
-            "peak_rss_mb": result["peak_rss_mb"], "in_process_s": report["in_process_s"],
-            "in_process_cpu_s": report["in_process_cpu_s"], "projects": report["projects"],
-            "entities": entities, "search_rows": rows}
+        sample["entities"] = connection.execute("SELECT count(*) FROM entity").fetchone()[0]
+    return sample
 
 
 def run_bm_sync(bm: str, corpus: Path, scratch: Path) -> dict[str, object]:
@@ -146,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", type=Path, help="a notes folder (default: make one)")
     parser.add_argument("--preset", default="tenant", help="make_corpus.py --preset")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--basic-memory-timeout", type=float,
+                        help="stop basic-memory after this many seconds and report its rate")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bm-bench-basic-memory"))
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -156,19 +168,25 @@ def main(argv: list[str] | None = None) -> None:
         for name in order:
             with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
                 print(f"run {run + 1}/{args.runs}: {name} ...", file=sys.stderr)
-                sample = (run_basic_memory(corpus, Path(scratch)) if name == "basic-memory"
+                sample = (run_basic_memory(corpus, Path(scratch), args.basic_memory_timeout)
+                          if name == "basic-memory"
                           else run_bm_sync(args.bm, corpus, Path(scratch)))
                 print(f"  {json.dumps(sample)}", file=sys.stderr)
                 samples[name].append(sample)
     print(f"load average {os.getloadavg()}; corpus {corpus}")
-    print("| tool | median wall s | median CPU s | peak RSS MB | entities | search rows |")
-    print("|---|---|---|---|---|---|")
+    print("| tool | median wall s | median CPU s | peak RSS MB | entities | search rows "
+          "| CPU ms per entity | finished |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, values in samples.items():
-        rows = values[-1].get("search_rows") or values[-1].get("search_documents")
-        print(f"| {name} | {statistics.median(float(v['wall_s']) for v in values):.2f} "  # type: ignore[arg-type]
-              f"| {statistics.median(float(v['cpu_s']) for v in values):.2f} "  # type: ignore[arg-type]
-              f"| {max(float(v['peak_rss_mb']) for v in values):.0f} "  # type: ignore[arg-type]
-              f"| {values[-1]['entities']} | {rows} |")
+        wall = statistics.median(float(str(value["wall_s"])) for value in values)
+        cpu = statistics.median(float(str(value["cpu_s"])) for value in values)
+        last = values[-1]
+        entities = int(str(last["entities"]))
+        rows = last.get("search_rows") or last.get("search_documents")
+        print(f"| {name} | {wall:.2f} | {cpu:.2f} "
+              f"| {max(float(str(value['peak_rss_mb'])) for value in values):.0f} "
+              f"| {entities} | {rows} | {1e3 * cpu / max(1, entities):.1f} "
+              f"| {'no (stopped)' if last.get('timed_out') else 'yes'} |")
     results = args.workdir / f"basic-memory-compare-{time.strftime('%Y%m%d-%H%M%S')}.json"
     results.write_text(json.dumps(samples, indent=1, default=str))
     print(f"results: {results}")

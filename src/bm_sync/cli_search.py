@@ -1,9 +1,10 @@
 """`bm search` and `bm show`: thin commands over `SyncEngine.search` and `SyncEngine.show`.
 
-They only read. On SQLite they go through the stdlib driver (no SQLAlchemy import), which
-keeps one `bm search` process near the interpreter's own start-up cost. A malformed query is
-one line and exit 2 (`bm search: unterminated phrase at column 7`); a folder without a search
-index, or a note `bm show` cannot name, is one line and exit 1.
+They only read; on SQLite through the stdlib driver (no SQLAlchemy import). A plain `bm
+search` never gets here: the console entry answers it without typer (`bm_sync.search_fast`,
+whose `print_result` this command shares), and sends here only what it cannot answer.
+A malformed query is one line and exit 2 (`bm search: unterminated phrase at column 7`); a
+folder without a search index, or a note `bm show` cannot name, is one line and exit 1.
 """
 
 from __future__ import annotations

@@ -166,3 +166,15 @@ def test_remove_waits_for_a_sync_in_flight(tmp_path: Path, user_data: dict[str, 
     asyncio.run(release(run_id))
     assert remove.wait(timeout=60) == 0, remove.communicate()
     assert entity_paths(registry_url, notes) == set()
+
+
+def test_sync_all_with_a_path_is_a_usage_error(tmp_path: Path,
+                                               user_data: dict[str, str]) -> None:
+    """`--all` syncs the registry; a PATH beside it would be silently ignored otherwise."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n")
+    result = run_bm("sync", "--all", str(folder), env=user_data)
+    assert result.returncode == 2
+    assert "--all syncs every registered project" in result.stderr
+    assert not (folder / ".basic-memory").exists()

@@ -182,6 +182,8 @@ def sync(
     from bm_sync.versions import VersionPolicy
 
     if all_projects:
+        if path != Path("."):
+            raise typer.BadParameter("--all syncs every registered project; give no PATH")
         from bm_sync.cli_projects import sync_all_command
 
         sync_all_command(database_url, json_output, quiet)

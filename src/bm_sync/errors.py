@@ -111,6 +111,11 @@ def database_hint(message: str, database: Path | None = None) -> str:
     the other drivers resemble) and, for a SQLite file, who owns it: a file or folder of
     another user is a matter of ownership, which chmod does not fix."""
     lowered = message.lower()
+    pooled_statement = "prepared statement" in lowered and (
+        "does not exist" in lowered or "already exists" in lowered)
+    if "unsupported startup parameter" in lowered or pooled_statement:
+        return ("behind PgBouncer in transaction mode? add ?prepared_statement_cache_size=0 "
+                "to the URL (docs/deploy.md)")
     if "locked" in lowered or "busy" in lowered or "lock timeout" in lowered:
         return "another process holds the database; sync again when it is done"
     permission = "permission" in lowered or "unable to open" in lowered

@@ -6,9 +6,9 @@
 Syncs a tenant-like corpus (`make_corpus.py --preset tenant`: 2,590 notes + 31 binaries,
 80 MB) into an empty database with `bm sync PATH --db URL`, once per run and version, the
 versions alternating within each run (so a load change hits both): this checkout's `src`, and
-with `--reference SRC` another checkout's `src` (e.g. `git archive <commit> src | tar -x -C
-DIR`, then `--reference DIR/src`), put first on PYTHONPATH. Each sync gets a fresh copy of the
-corpus and a fresh database.
+with `--reference SRC` another checkout's `src` (e.g. `git archive <commit> src alembic | tar
+-x -C DIR`, then `--reference DIR/src`: its migrations are found beside it), put first on
+PYTHONPATH. Each sync gets a fresh copy of the corpus and a fresh database.
 
 Measured: the `bm sync` process's user + system CPU and peak RSS (wait4), its wall time, and
 for PostgreSQL the server's CPU over the same interval: the postmaster's own and reaped

@@ -138,7 +138,7 @@ def run_bm_sync(bm: str, corpus: Path, scratch: Path) -> dict[str, object]:
         documents = connection.execute("SELECT count(*) FROM search_text").fetchone()[0]
         entities = connection.execute("SELECT count(*) FROM entity").fetchone()[0]
     return {"wall_s": result["wall_s"], "cpu_s": result["cpu_s"],
-            "peak_rss_mb": result["peak_rss_mb"], "added": report["added"],
+            "peak_rss_mb": result["peak_rss_mb"], "added": len(report["added"]),
             "entities": entities, "search_documents": documents}
 
 

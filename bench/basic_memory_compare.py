@@ -84,12 +84,14 @@ def measured(command: list[str], env: dict[str, str] | None = None,
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
         timed_out = False
-        try:
-            process.wait(timeout)  # polls; wait4 below reaps it
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            timed_out = True
-        _pid, status, usage = os.wait4(process.pid, 0)
+        while True:  # wait4 reaps it (subprocess's own wait would take the rusage with it)
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if timeout is not None and time.perf_counter() - started > timeout and not timed_out:
+                process.terminate()
+                timed_out = True
+            time.sleep(0.05)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
@@ -136,7 +138,7 @@ def run_bm_sync(bm: str, corpus: Path, scratch: Path) -> dict[str, object]:
         documents = connection.execute("SELECT count(*) FROM search_text").fetchone()[0]
         entities = connection.execute("SELECT count(*) FROM entity").fetchone()[0]
     return {"wall_s": result["wall_s"], "cpu_s": result["cpu_s"],
-            "peak_rss_mb": result["peak_rss_mb"], "added": report["added"],
+            "peak_rss_mb": result["peak_rss_mb"], "added": len(report["added"]),
             "entities": entities, "search_documents": documents}
 
 

@@ -165,3 +165,21 @@ def postgres_admin(url: str, *statements: str) -> None:
             await connection.close()
 
     asyncio.run(run())
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """SIGSTOP `process` and wait until every thread of it is stopped: the signal is
+    asynchronous, and on a loaded machine an event thread may otherwise go on reading events
+    for a while after it was sent."""
+    process.send_signal(signal.SIGSTOP)
+
+    def all_stopped() -> bool:
+        states = []
+        for task in Path(f"/proc/{process.pid}/task").iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):
+                continue
+        return bool(states) and all(state in ("T", "t") for state in states)
+
+    eventually(all_stopped, f"pid {process.pid} stopped")

@@ -28,6 +28,7 @@ from tests.helpers_watch import (
     entities,
     eventually,
     run_entry,
+    stop_process,
 )
 
 NOTE = "# Note\n\n- [idea] the first version\n"
@@ -199,9 +200,9 @@ def test_an_edit_lost_in_a_queue_overflow_is_applied(notes: Path, backend: str) 
     _notes(notes, "note.md")
     rescan = ("--rescan-minutes", "0.05") if backend == "watchfiles" else ()
     with WatchProcess(notes, *rescan, env=backend_env(backend)).wait_ready() as watcher:
-        watcher.process.send_signal(signal.SIGSTOP)
+        stop_process(watcher.process)
         try:
-            for number in range(_queue_limit() // 2 + 100):  # ATTRIB events, never merged
+            for number in range(_queue_limit() // 2 + 1000):  # ATTRIB events, never merged
                 os.utime(notes / "junk" / "a", ns=(number, number))
                 os.utime(notes / "junk" / "b", ns=(number, number))
             write(notes, "note.md", NOTE + "- [fact] edited after the overflow\n", old=False)
@@ -222,7 +223,7 @@ def test_more_than_1000_paths_at_once_is_a_full_scan(notes: Path, backend: str) 
     _notes(notes, "note.md")
     (notes / "build").mkdir()
     with WatchProcess(notes, env=backend_env(backend)).wait_ready() as watcher:
-        watcher.process.send_signal(signal.SIGSTOP)  # so that they arrive as one batch
+        stop_process(watcher.process)  # so that they arrive as one batch
         try:
             for number in range(1100):
                 (notes / "build" / f"o{number}").write_bytes(b"")

@@ -8,6 +8,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_bm, write
 from tests.helpers_fleet import (
     bm_ok,
@@ -178,3 +180,14 @@ def test_sync_all_with_a_path_is_a_usage_error(tmp_path: Path,
     assert result.returncode == 2
     assert "--all syncs every registered project" in result.stderr
     assert not (folder / ".basic-memory").exists()
+
+
+@pytest.mark.parametrize("option", [
+    ["--no-search"], ["--no-versions"], ["--wait"], ["--full-hash-max-mb", "8"],
+    ["--partial-hash-max-mb", "1"]])
+def test_sync_all_refuses_an_option_it_would_drop(option: list[str],
+                                                  user_data: dict[str, str]) -> None:
+    """`bm sync --all --no-search` once built every project's index anyway: refused now."""
+    result = run_bm("sync", "--all", *option, env=user_data)
+    assert result.returncode == 2
+    assert f"--all does not take {option[0]}" in result.stderr

@@ -184,6 +184,15 @@ def sync(
     if all_projects:
         if path != Path("."):
             raise typer.BadParameter("--all syncs every registered project; give no PATH")
+        # The registry's projects sync as the worker syncs them; an option that would be
+        # dropped silently is refused instead.
+        dropped = [name for name, given in (
+            ("--wait", wait), ("--no-versions", no_versions), ("--no-search", no_search),
+            ("--full-hash-max-mb", full_hash_max_mb != 64.0),
+            ("--partial-hash-max-mb", partial_hash_max_mb is not None)) if given]
+        if dropped:
+            raise typer.BadParameter(f"--all does not take {', '.join(dropped)}: registered "
+                                     "projects sync with the worker's settings")
         from bm_sync.cli_projects import sync_all_command
 
         sync_all_command(database_url, json_output, quiet)

@@ -45,19 +45,12 @@ sys.path[:0] = [str(BENCH), str(REPO), str(REPO / "src")]
 
 from measure import environment, markdown_table, results_path  # noqa: E402
 
-from bm_sync.db.registry import RegisteredRow, WorkerRunRow  # noqa: E402
+from bm_sync.db.registry import WorkerRunRow  # noqa: E402
 from bm_sync.projects import Registry  # noqa: E402
+from tests.helpers_fleet import overlaps, register, registry_state  # noqa: E402
 
 BM = [sys.executable, "-m", "bm_sync"]
 POLL_S = 0.05
-
-
-def registry_state(url: str) -> tuple[list[RegisteredRow], list[WorkerRunRow]]:
-    async def read() -> tuple[list[RegisteredRow], list[WorkerRunRow]]:
-        async with Registry.open(url) as registry:
-            return await registry.projects(), await registry.worker_runs()
-
-    return asyncio.run(read())
 
 
 def entity_counts(url: str) -> dict[str, int]:
@@ -68,13 +61,6 @@ def entity_counts(url: str) -> dict[str, int]:
     return asyncio.run(read())
 
 
-def register(url: str, folders: list[Path]) -> None:
-    async def add() -> None:
-        async with Registry.open(url) as registry:
-            for folder in folders:
-                await registry.add(folder, None)
-
-    asyncio.run(add())
 
 
 def make_projects(work: Path, count: int, notes: int) -> list[Path]:
@@ -90,19 +76,6 @@ def make_projects(work: Path, count: int, notes: int) -> list[Path]:
     return folders
 
 
-def overlaps(runs: list[WorkerRunRow]) -> int:
-    """Runs of one project that overlapped another (a run without an end lasts until its
-    lease's last expiry: its worker was killed)."""
-    count = 0
-    by_project: dict[str, list[WorkerRunRow]] = {}
-    for run in runs:
-        by_project.setdefault(run.project_name, []).append(run)
-    for project_runs in by_project.values():
-        ordered = sorted(project_runs, key=lambda run: run.started_at)
-        for earlier, later in zip(ordered, ordered[1:], strict=False):
-            end = earlier.ended_at if earlier.ended_at is not None else earlier.lease_until
-            count += later.started_at < end
-    return count
 
 
 class Worker:
@@ -190,7 +163,7 @@ def run_via(url: str, folders: list[Path], args: argparse.Namespace) -> dict[str
     _rows, runs = registry_state(url)
     counts = entity_counts(url)
     converged = all(counts.get(str(folder.resolve()), 0) == args.notes for folder in folders)
-    return {"kills": kills, "overlaps": overlaps(runs), "converged": converged,
+    return {"kills": kills, "overlaps": len(overlaps(runs)), "converged": converged,
             "exit_codes": codes, "runs": len(runs)}
 
 

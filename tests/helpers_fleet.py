@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from bm_sync.db.registry import RegisteredRow, WorkerRunRow
+from bm_sync.projects import Registry
 from tests import postgres
 from tests.helpers import BM, run_bm, write
 
@@ -59,8 +60,6 @@ def bm_ok(*args: str, env: dict[str, str] | None = None) -> str:
 
 def registry_state(url: str) -> tuple[list[RegisteredRow], list[WorkerRunRow]]:
     """The registered projects and every recorded worker run."""
-    from bm_sync.projects import Registry
-
     async def read() -> tuple[list[RegisteredRow], list[WorkerRunRow]]:
         async with Registry.open(url) as registry:
             return await registry.projects(), await registry.worker_runs()
@@ -86,6 +85,16 @@ def entity_paths(url: str, root: Path) -> set[str]:
         return paths
 
     return asyncio.run(read())
+
+
+def register(url: str, folders: list[Path]) -> None:
+    """Register these folders in the registry at `url`, in process (no CLI start-up)."""
+    async def add() -> None:
+        async with Registry.open(url) as registry:
+            for folder in folders:
+                await registry.add(folder, None)
+
+    asyncio.run(add())
 
 
 def overlaps(runs: list[WorkerRunRow]) -> list[tuple[WorkerRunRow, WorkerRunRow]]:

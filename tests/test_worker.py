@@ -20,6 +20,7 @@ from tests.helpers_fleet import (
     make_notes,
     overlaps,
     pg_url,
+    register,
     registry_state,
     user_data,
     wait_until,
@@ -29,15 +30,6 @@ __all__ = ["pg_url", "user_data"]  # fixtures
 
 SYNC_FIELDS = {"event", "project", "path", "result", "error", "duration_s", "files_scanned",
                "changes", "failures", "peak_rss_mb"}
-
-
-def register(url: str, folders: list[Path]) -> None:
-    async def add() -> None:
-        async with Registry.open(url) as registry:
-            for folder in folders:
-                await registry.add(folder, None)
-
-    asyncio.run(add())
 
 
 def runs_per_project(url: str) -> dict[str, int]:
@@ -96,6 +88,17 @@ def test_two_workers_share_projects_without_overlap(tmp_path: Path, pg_url: str)
         assert any(event["event"] == "heartbeat" for event in worker.events)
 
 
+def wait_for_sync_in_a_child(worker: WorkerProcess, lock: Path) -> None:
+    """Until the folder's lock names one of the worker's sync processes (a sync in flight)."""
+    pid = worker.process.pid
+
+    def syncing_in_a_child() -> bool:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return lock.exists() and lock.read_text() in children
+
+    wait_until(syncing_in_a_child, "the big project's sync in a child process")
+
+
 def test_a_worker_killed_mid_sync_is_taken_over_and_projects_converge(
         tmp_path: Path, pg_url: str) -> None:
     big = make_notes(tmp_path / "k0", 300)  # its first sync lasts long enough to be killed in
@@ -103,13 +106,7 @@ def test_a_worker_killed_mid_sync_is_taken_over_and_projects_converge(
     register(pg_url, folders)
     first = WorkerProcess("--db", pg_url, "--interval", "1", "--concurrency", "2")
     lock = big / ".basic-memory" / "lock"
-    pid = first.process.pid
-
-    def syncing_in_a_child() -> bool:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return lock.exists() and lock.read_text() in children
-
-    wait_until(syncing_in_a_child, "the big project's sync in a child process")
+    wait_for_sync_in_a_child(first, lock)
     child = lock.read_text()
     first.kill()
     # The child dies with the worker: no sync goes on behind the dead worker's lease.
@@ -207,13 +204,7 @@ def test_sigterm_lets_the_sync_in_flight_finish(tmp_path: Path, pg_url: str) -> 
     register(pg_url, [big])
     worker = WorkerProcess("--db", pg_url, "--interval", "1", "--concurrency", "2")
     lock = big / ".basic-memory" / "lock"
-    pid = worker.process.pid
-
-    def syncing_in_a_child() -> bool:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return lock.exists() and lock.read_text() in children
-
-    wait_until(syncing_in_a_child, "the big project's sync in a child process")
+    wait_for_sync_in_a_child(worker, lock)
     assert worker.terminate() == 0
     (event,) = worker.syncs("t0")  # the sync in flight, ended and logged; no new one
     assert event["result"] == "ok" and event["changes"]["added"] == 150

@@ -4,7 +4,6 @@ note that reaches the database within the test was applied by a watcher, not by 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from bm_sync.db.urls import sqlite_url
 from bm_sync.detector import Detector
 from bm_sync.lock import WatchLock
-from bm_sync.projects import WATCH_SUFFIX, Registry
+from bm_sync.projects import WATCH_SUFFIX
 from tests.helpers import run_bm, write
 from tests.helpers_fleet import (
     Event,
@@ -22,6 +21,7 @@ from tests.helpers_fleet import (
     make_notes,
     overlaps,
     pg_url,
+    register,
     registry_state,
     user_data,
     wait_until,
@@ -30,15 +30,6 @@ from tests.helpers_fleet import (
 __all__ = ["pg_url", "user_data"]  # fixtures
 
 LONG_INTERVAL = "300"
-
-
-def register(url: str, folders: list[Path]) -> None:
-    async def add() -> None:
-        async with Registry.open(url) as registry:
-            for folder in folders:
-                await registry.add(folder, None)
-
-    asyncio.run(add())
 
 
 def watching(project: str) -> object:

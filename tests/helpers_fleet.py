@@ -87,6 +87,20 @@ def entity_paths(url: str, root: Path) -> set[str]:
     return asyncio.run(read())
 
 
+def ended_runs(url: str) -> dict[str, int]:
+    """project name -> how many of its recorded worker runs have ended."""
+    counts: dict[str, int] = {}
+    for run in registry_state(url)[1]:
+        if run.ended_at is not None:
+            counts[run.project_name] = counts.get(run.project_name, 0) + 1
+    return counts
+
+
+def files_on_disk(folder: Path) -> set[str]:
+    """The names of the notes directly in `folder` (what its project's rows must equal)."""
+    return {path.name for path in folder.iterdir() if path.suffix == ".md"}
+
+
 def register(url: str, folders: list[Path]) -> None:
     """Register these folders in the registry at `url`, in process (no CLI start-up)."""
     async def add() -> None:

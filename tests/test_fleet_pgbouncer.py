@@ -19,7 +19,9 @@ from tests.helpers import BM, run_bm, write
 from tests.helpers_fleet import (
     WorkerProcess,
     bm_ok,
+    ended_runs,
     entity_paths,
+    files_on_disk,
     make_notes,
     overlaps,
     registry_state,
@@ -33,18 +35,6 @@ def pooled_url() -> Iterator[str]:
     server_url = postgres.server().create_database()
     yield pgbouncer.bouncer().url(server_url)
     postgres.drop_database(server_url)
-
-
-def files_on_disk(folder: Path) -> set[str]:
-    return {path.name for path in folder.iterdir() if path.suffix == ".md"}
-
-
-def ended_runs(url: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for run in registry_state(url)[1]:
-        if run.ended_at is not None:
-            counts[run.project_name] = counts.get(run.project_name, 0) + 1
-    return counts
 
 
 @pytest.mark.parametrize(("url", "pooled"), [

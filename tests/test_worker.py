@@ -16,7 +16,9 @@ from tests.helpers import run_bm, write
 from tests.helpers_fleet import (
     WorkerProcess,
     bm_ok,
+    ended_runs,
     entity_paths,
+    files_on_disk,
     make_notes,
     overlaps,
     pg_url,
@@ -32,14 +34,6 @@ SYNC_FIELDS = {"event", "project", "path", "result", "error", "duration_s", "fil
                "changes", "failures", "peak_rss_mb"}
 
 
-def runs_per_project(url: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for run in registry_state(url)[1]:
-        if run.ended_at is not None:
-            counts[run.project_name] = counts.get(run.project_name, 0) + 1
-    return counts
-
-
 def running(pid: str) -> bool:
     """Whether the process runs (a zombie nobody reaped does not)."""
     try:
@@ -49,16 +43,12 @@ def running(pid: str) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def files_on_disk(folder: Path) -> set[str]:
-    return {path.name for path in folder.iterdir() if path.suffix == ".md"}
-
-
 def test_two_workers_share_projects_without_overlap(tmp_path: Path, pg_url: str) -> None:
     folders = [make_notes(tmp_path / f"p{number}", 3) for number in range(6)]
     register(pg_url, folders)
     workers = [WorkerProcess("--db", pg_url, "--interval", "1", "--concurrency", "2")
                for _ in range(2)]
-    wait_until(lambda: len(runs_per_project(pg_url)) == 6, "a sync of each project")
+    wait_until(lambda: len(ended_runs(pg_url)) == 6, "a sync of each project")
 
     # Added while they run: picked up; removed: no longer synced; a change: applied.
     newcomer = make_notes(tmp_path / "p6", 2)
@@ -66,9 +56,9 @@ def test_two_workers_share_projects_without_overlap(tmp_path: Path, pg_url: str)
     write(folders[1], "fresh.md", "# Fresh\n")
     bm_ok("project", "remove", "p0", "--yes", "--db", pg_url)
     removed_at = sum(len(worker.syncs("p0")) for worker in workers)
-    wait_until(lambda: runs_per_project(pg_url).get("p6", 0) >= 1, "a sync of the newcomer")
+    wait_until(lambda: ended_runs(pg_url).get("p6", 0) >= 1, "a sync of the newcomer")
     wait_until(lambda: "fresh.md" in entity_paths(pg_url, folders[1]), "the change applied")
-    wait_until(lambda: min(runs_per_project(pg_url).values()) >= 2, "another cycle")
+    wait_until(lambda: min(ended_runs(pg_url).values()) >= 2, "another cycle")
     assert [worker.terminate() for worker in workers] == [0, 0]
 
     assert sum(len(worker.syncs("p0")) for worker in workers) <= removed_at + 1  # in flight

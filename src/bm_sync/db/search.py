@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bm_sync.search import COLUMNS, SearchDoc, SearchQueryError, postgres_columns
-from bm_sync.search_query import Node, to_fts5, to_tsquery
+from bm_sync.search_query import Node, positive, to_fts5, to_tsquery
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -303,24 +303,30 @@ class Ranked:
 def rank(query: Query, node: Node, *, sqlite: bool, project_id: int, scope: Sequence[str],
          limit: int, cap: int = SEARCH_CAP) -> Ranked:
     """The best `limit` matches of `node` among the project's documents that carry every
-    `scope` token, ranked as the module doc says.
+    `scope` token: first the notes whose head columns hold the query's words (title, tags,
+    permalink, path, observation categories, CJK pieces), ranked on those columns, then the
+    others, ranked on every column. Of each kind the newest `cap` are ranked.
 
-    Scoring is the cost (bm25 counts every match of every phrase for its IDF, then scores each
-    row), so the newest `cap + 1` matches are first only listed: at most `cap`, they are ranked
-    (full ranking); more, and the head columns' ranking alone decides when it fills `limit`,
-    the newest `cap` matches of every column ranked only to fill the rest."""
+    Head matches first whatever the number of matches: so a query's order does not change
+    character when its matches pass `cap`, and the common case is one ranked statement.
+    Scoring is the cost: bm25 counts every document matching each phrase for its IDF (a whole
+    doclist walk per phrase and statement, whatever the LIMIT), then scores each row; the
+    head matches' walk filters positions to the short columns and is the cheaper one. The
+    statement over every column runs only when the head matches do not fill `limit`, and the
+    head statement only when an unscored probe finds a head match (no IDF walk for nothing)."""
     search = _Search(query, node, sqlite=sqlite, project_id=project_id, scope=scope)
-    if len(search.newest(cap + 1)) <= cap:
-        return Ranked(_best(search.ranked(cap + 1, head_only=False))[:limit], bounded=False)
-    chosen = _best(search.ranked(cap, head_only=True))[:limit]
-    if len(chosen) < limit:
-        taken = {entity_id for entity_id, _score in chosen}
-        for entity_id, score in _best(search.ranked(cap, head_only=False)):
-            if len(chosen) >= limit:
-                break
-            if entity_id not in taken:
-                chosen.append((entity_id, score))
-    return Ranked(chosen, bounded=True)
+    head = search.ranked(cap + 1, head_only=True) if search.any_head() else []
+    chosen = _best(head[:cap])[:limit]
+    if len(chosen) >= limit:
+        return Ranked(chosen, bounded=len(head) > cap)
+    everything = search.ranked(cap + 1, head_only=False)
+    taken = {entity_id for entity_id, _score in chosen}
+    for entity_id, score in _best(everything[:cap]):
+        if len(chosen) >= limit:
+            break
+        if entity_id not in taken:
+            chosen.append((entity_id, score))
+    return Ranked(chosen, bounded=len(everything) > cap)
 
 
 def _best(ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -330,7 +336,7 @@ def _best(ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
 
 @dataclass(frozen=True, slots=True)
 class _Search:
-    """One query's SQL on one database: list the newest matches, or rank them."""
+    """One query's SQL on one database: rank its newest matches."""
 
     query: Query
     node: Node
@@ -338,17 +344,16 @@ class _Search:
     project_id: int
     scope: Sequence[str]
 
-    def newest(self, count: int) -> list[int]:
-        """The ids of the newest `count` matches, unscored (an index walk that stops)."""
+    def any_head(self) -> bool:
+        """Whether a document matches in its head columns (a walk that stops at the first)."""
         if self.sqlite:
-            rows = self._run("SELECT rowid FROM note_search WHERE note_search MATCH :q "
-                             "ORDER BY rowid DESC LIMIT :n", {"q": self._fts5(False), "n": count})
+            rows = self._run("SELECT rowid FROM note_search WHERE note_search MATCH :q LIMIT 1",
+                             {"q": self._fts5(True)})
         else:
-            rows = self._run("SELECT entity_id FROM search_text WHERE project_id = :project"
-                             " AND tsv @@ CAST(:f AS tsquery) ORDER BY entity_id DESC LIMIT :n",
-                             {"project": self.project_id, "f": self._filtered(False),
-                              "n": count})
-        return [int(entity_id) for (entity_id,) in rows]
+            rows = self._run("SELECT 1 FROM search_text WHERE project_id = :project"
+                             " AND tsv @@ CAST(:f AS tsquery) LIMIT 1",
+                             {"project": self.project_id, "f": self._filtered(True)})
+        return bool(rows)
 
     def ranked(self, count: int, *, head_only: bool) -> list[tuple[int, float]]:
         """The newest `count` matches with their scores (higher is better), newest first."""
@@ -363,7 +368,7 @@ class _Search:
             f" SELECT entity_id, ts_rank({PG_WEIGHTS}, tsv, CAST(:q AS tsquery)) FROM m"
             " ORDER BY entity_id DESC",
             {"project": self.project_id, "f": self._filtered(head_only),
-             "q": to_tsquery(self.node, head_only=head_only), "n": count})
+             "q": to_tsquery(positive(self.node), head_only=head_only), "n": count})
         return [(int(entity_id), float(score)) for entity_id, score in rows]
 
     def _fts5(self, head_only: bool) -> str:

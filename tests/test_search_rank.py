@@ -149,3 +149,15 @@ def test_bm_search_shows_the_head_matches_first(indexed: Indexed) -> None:
     shape = bm_json("search", "lantern -plain", str(indexed.notes), "--json", "--limit", "3",
                     *database)
     assert [hit["path"] for hit in shape["hits"]] == ["n01.md", "n10.md", "n09.md"]
+
+
+@pytest.mark.parametrize("indexed", ["postgres"], indirect=True)
+def test_postgres_indexes_the_head_words(indexed: Indexed) -> None:
+    """Migration 0010_search_rank: the head matches have their own GIN index, on the very
+    expression the head statement filters on (else the planner cannot use it). SQLite needs
+    none: FTS5 filters columns in its own index."""
+    ((definition,),) = rows(indexed.notes, indexed.database_url,
+                            "SELECT indexdef FROM pg_indexes WHERE indexname = $1",
+                            ["ix_search_text_head"])
+    assert "USING gin (ts_filter(tsv, '{a,b,c}'::\"char\"[]))" in definition
+    assert search_rows.HEAD_TSV == "ts_filter(tsv, '{a,b,c}')"

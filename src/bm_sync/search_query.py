@@ -231,6 +231,17 @@ def parse_query(query: str) -> Node:
     return _Parser(query).parse()
 
 
+def positive(node: Node) -> Node:
+    """`node` without its excluded terms: what a match is ranked on (PostgreSQL's `ts_rank`
+    scores a query with a negation near zero for every document)."""
+    if isinstance(node, Phrase):
+        return node
+    if isinstance(node, Any_):
+        return Any_(tuple(positive(term) for term in node.terms))
+    terms = tuple(positive(term) for term in node.terms)
+    return terms[0] if len(terms) == 1 else All(terms)
+
+
 def query_terms(node: Node) -> tuple[frozenset[str], tuple[str, ...]]:
     """(folded words, folded prefixes) a query looks for, excluded ones left out: what a
     snippet marks."""
@@ -255,51 +266,62 @@ def query_terms(node: Node) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(exact), tuple(prefixes)
 
 
+HEAD_COLUMNS = "{title observations tags permalink path cjk}"
+ALL_COLUMNS = "- {scope}"
+
+
 def to_fts5(node: Node, *, head_only: bool = False) -> str:
     """The FTS5 MATCH expression of a query: every word quoted, explicit parentheses, the
-    user's words kept off the filter column (`- {scope}`); `head_only`: only the short,
-    high-weight columns (title, observations, tags, permalink, path, CJK pieces)."""
+    user's words kept off the filter column (`- {scope}`). `head_only`: the words a note must
+    have are looked for in the short, high-weight columns only (title, observations, tags,
+    permalink, path, CJK pieces), while an excluded word still excludes a note wherever it is
+    (`sync -racy` never finds a note with "racy" in its body)."""
 
-    def compile_(item: Node) -> str:
+    def compile_(item: Node, columns: str) -> str:
+        """`item`, its phrases looked for in `columns` (all of them when empty)."""
         if isinstance(item, Phrase):
             text = '"' + " ".join(word.replace('"', '""') for word in item.words) + '"'
             text += "*" if item.prefix else ""
-            return f"(cjk : {text})" if item.cjk else text
+            if item.cjk:  # the CJK column is a head column: the same in both forms
+                return f"(cjk : {text})"
+            return f"({columns} : {text})" if columns else text
         if isinstance(item, Any_):
-            return "(" + " OR ".join(compile_(term) for term in item.terms) + ")"
-        expression = "(" + " AND ".join(compile_(term) for term in item.terms) + ")"
+            return "(" + " OR ".join(compile_(term, columns) for term in item.terms) + ")"
+        expression = "(" + " AND ".join(compile_(term, columns) for term in item.terms) + ")"
         for excluded in item.excluded:
-            expression = f"({expression} NOT {compile_(excluded)})"
+            excluded_in = ALL_COLUMNS if head_only else columns
+            expression = f"({expression} NOT {compile_(excluded, excluded_in)})"
         return expression
 
-    columns = "{title observations tags permalink path cjk}" if head_only else "- {scope}"
-    return f"{columns} : ({compile_(node)})"
+    if head_only:
+        return compile_(node, HEAD_COLUMNS)
+    return f"{ALL_COLUMNS} : ({compile_(node, '')})"
 
 
 def to_tsquery(node: Node, *, head_only: bool = False) -> str:
     """The PostgreSQL tsquery text of a query (for `::tsquery`, not `to_tsquery`: the words are
-    already folded, so no parser or dictionary runs on them). `head_only`: weights A-C."""
-    weights = "ABC" if head_only else ""
+    already folded, so no parser or dictionary runs on them). `head_only`: the words a note
+    must have carry weights A-C; an excluded word excludes a note at any weight."""
 
-    def lexeme(word: str, prefix: bool) -> str:
+    def lexeme(word: str, prefix: bool, weights: str) -> str:
         text = "'" + fold(word).replace("'", "''").replace("\\", "\\\\") + "'"
         marks = ("*" if prefix else "") + weights
         return f"{text}:{marks}" if marks else text
 
-    def compile_(item: Node) -> str:
+    def compile_(item: Node, weights: str) -> str:
         if isinstance(item, Phrase):
             last = len(item.words) - 1
-            parts = [lexeme(word, item.prefix and index == last)
+            parts = [lexeme(word, item.prefix and index == last, weights)
                      for index, word in enumerate(item.words)]
             return parts[0] if len(parts) == 1 else "(" + " <-> ".join(parts) + ")"
         if isinstance(item, Any_):
-            return "(" + " | ".join(compile_(term) for term in item.terms) + ")"
-        expression = "(" + " & ".join(compile_(term) for term in item.terms) + ")"
+            return "(" + " | ".join(compile_(term, weights) for term in item.terms) + ")"
+        expression = "(" + " & ".join(compile_(term, weights) for term in item.terms) + ")"
         for excluded in item.excluded:
-            expression = f"({expression} & !{compile_(excluded)})"
+            expression = f"({expression} & !{compile_(excluded, '')})"
         return expression
 
-    return compile_(node)
+    return compile_(node, "ABC" if head_only else "")
 
 
 def scope_query(project_id: int | None, entity_type: str | None, tags: Sequence[str],

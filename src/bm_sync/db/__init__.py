@@ -6,4 +6,4 @@ This package's `__init__` stays import-free on purpose: the no-change sync path 
 """
 
 # The newest alembic revision; a test checks it against the script directory.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010_search_rank"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bm_sync.search import COLUMNS, SearchDoc, SearchQueryError, postgres_columns
-from bm_sync.search_query import Node, to_fts5, to_tsquery
+from bm_sync.search_query import Node, positive, to_fts5, to_tsquery
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -292,6 +292,16 @@ def other_projects(query: Query, project_id: int) -> bool:
     return (lowest, highest) not in ((project_id, project_id), (None, None))
 
 
+# PostgreSQL: the head columns' words (weights A-C) have their own GIN index (migration
+# 0010_search_rank), so the head matches are found without reading each row's whole tsvector:
+# GIN cannot tell weights apart, and rechecking `'word':ABC` de-TOASTs every row holding the
+# word (~9 ms per 1,000 rows). A query must spell the indexed expression exactly (HEAD_TSV).
+HEAD_TSV = "ts_filter(tsv, '{a,b,c}')"
+POSTGRES_HEAD_INDEX = ("CREATE INDEX IF NOT EXISTS ix_search_text_head ON search_text"
+                       f" USING gin (({HEAD_TSV}))")
+POSTGRES_HEAD_INDEX_DROP = "DROP INDEX IF EXISTS ix_search_text_head"
+
+
 @dataclass(frozen=True, slots=True)
 class Ranked:
     """The ids to show, best first, with scores; `bounded` when not every match was ranked."""
@@ -303,24 +313,32 @@ class Ranked:
 def rank(query: Query, node: Node, *, sqlite: bool, project_id: int, scope: Sequence[str],
          limit: int, cap: int = SEARCH_CAP) -> Ranked:
     """The best `limit` matches of `node` among the project's documents that carry every
-    `scope` token, ranked as the module doc says.
+    `scope` token: first the notes whose head columns hold the query's words (title, tags,
+    permalink, path, observation categories, CJK pieces), ranked on those columns, then the
+    others, ranked on every column. Of each kind the newest `cap` are ranked.
 
-    Scoring is the cost (bm25 counts every match of every phrase for its IDF, then scores each
-    row), so the newest `cap + 1` matches are first only listed: at most `cap`, they are ranked
-    (full ranking); more, and the head columns' ranking alone decides when it fills `limit`,
-    the newest `cap` matches of every column ranked only to fill the rest."""
+    Head matches first whatever the number of matches: so a query's order does not change
+    character when its matches pass `cap`, and the common case is one ranked statement.
+    Scoring is the cost: bm25 counts every document matching each phrase for its IDF (a whole
+    doclist walk per phrase and statement, whatever the LIMIT), then scores each row; the
+    head matches' walk filters positions to the short columns and is the cheaper one. The
+    statement over every column runs only when the head matches do not fill `limit`, and the
+    head statement only when an unscored probe finds a head match (no IDF walk for nothing)."""
     search = _Search(query, node, sqlite=sqlite, project_id=project_id, scope=scope)
-    if len(search.newest(cap + 1)) <= cap:
-        return Ranked(_best(search.ranked(cap + 1, head_only=False))[:limit], bounded=False)
-    chosen = _best(search.ranked(cap, head_only=True))[:limit]
-    if len(chosen) < limit:
-        taken = {entity_id for entity_id, _score in chosen}
-        for entity_id, score in _best(search.ranked(cap, head_only=False)):
-            if len(chosen) >= limit:
-                break
-            if entity_id not in taken:
-                chosen.append((entity_id, score))
-    return Ranked(chosen, bounded=True)
+    if not sqlite:
+        search.plan_each_statement()
+    head = search.ranked(cap + 1, head_only=True) if search.any_head() else []
+    chosen = _best(head[:cap])[:limit]
+    if len(chosen) >= limit:
+        return Ranked(chosen, bounded=len(head) > cap)
+    everything = search.ranked(cap + 1, head_only=False)
+    taken = {entity_id for entity_id, _score in chosen}
+    for entity_id, score in _best(everything[:cap]):
+        if len(chosen) >= limit:
+            break
+        if entity_id not in taken:
+            chosen.append((entity_id, score))
+    return Ranked(chosen, bounded=len(everything) > cap)
 
 
 def _best(ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -330,7 +348,7 @@ def _best(ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
 
 @dataclass(frozen=True, slots=True)
 class _Search:
-    """One query's SQL on one database: list the newest matches, or rank them."""
+    """One query's SQL on one database: rank its newest matches."""
 
     query: Query
     node: Node
@@ -338,17 +356,22 @@ class _Search:
     project_id: int
     scope: Sequence[str]
 
-    def newest(self, count: int) -> list[int]:
-        """The ids of the newest `count` matches, unscored (an index walk that stops)."""
+    def plan_each_statement(self) -> None:
+        """PostgreSQL: plan this transaction's statements for their own tsquery. asyncpg
+        prepares them, and after five runs the server may keep a generic plan, blind to how
+        many rows a query's words match: a backward walk of the primary key that de-TOASTs
+        every row instead of the head index's few (3 ms became 60 ms at 10k notes)."""
+        self._run("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)", {})
+
+    def any_head(self) -> bool:
+        """Whether a document matches in its head columns (a walk that stops at the first)."""
         if self.sqlite:
-            rows = self._run("SELECT rowid FROM note_search WHERE note_search MATCH :q "
-                             "ORDER BY rowid DESC LIMIT :n", {"q": self._fts5(False), "n": count})
+            rows = self._run("SELECT rowid FROM note_search WHERE note_search MATCH :q LIMIT 1",
+                             {"q": self._fts5(True)})
         else:
-            rows = self._run("SELECT entity_id FROM search_text WHERE project_id = :project"
-                             " AND tsv @@ CAST(:f AS tsquery) ORDER BY entity_id DESC LIMIT :n",
-                             {"project": self.project_id, "f": self._filtered(False),
-                              "n": count})
-        return [int(entity_id) for (entity_id,) in rows]
+            rows = self._run(f"SELECT 1 FROM search_text WHERE {self._postgres_where(True)}"
+                             " LIMIT 1", self._postgres_parameters(True))
+        return bool(rows)
 
     def ranked(self, count: int, *, head_only: bool) -> list[tuple[int, float]]:
         """The newest `count` matches with their scores (higher is better), newest first."""
@@ -358,13 +381,28 @@ class _Search:
                              {"q": self._fts5(head_only), "n": count})
             return [(int(entity_id), -float(score)) for entity_id, score in rows]
         rows = self._run(
-            "WITH m AS (SELECT entity_id, tsv FROM search_text WHERE project_id = :project"
-            " AND tsv @@ CAST(:f AS tsquery) ORDER BY entity_id DESC LIMIT :n)"
+            f"WITH m AS (SELECT entity_id, tsv FROM search_text WHERE"
+            f" {self._postgres_where(head_only)} ORDER BY entity_id DESC LIMIT :n)"
             f" SELECT entity_id, ts_rank({PG_WEIGHTS}, tsv, CAST(:q AS tsquery)) FROM m"
             " ORDER BY entity_id DESC",
-            {"project": self.project_id, "f": self._filtered(head_only),
-             "q": to_tsquery(self.node, head_only=head_only), "n": count})
+            self._postgres_parameters(head_only) | {
+                "q": to_tsquery(positive(self.node), head_only=head_only), "n": count})
         return [(int(entity_id), float(score)) for entity_id, score in rows]
+
+    def _postgres_where(self, head_only: bool) -> str:
+        """The match condition. The head matches: the query's words in the head index's
+        expression; the whole query (exclusions at any weight, the filter lexemes) is checked
+        on the row's tsvector too only when the query has more than its words."""
+        if not head_only:
+            return "project_id = :project AND tsv @@ CAST(:f AS tsquery)"
+        where = f"project_id = :project AND {HEAD_TSV} @@ CAST(:h AS tsquery)"
+        if positive(self.node) != self.node or self._filters():
+            where += " AND tsv @@ CAST(:f AS tsquery)"
+        return where
+
+    def _postgres_parameters(self, head_only: bool) -> dict[str, Any]:
+        return {"project": self.project_id, "f": self._filtered(head_only),
+                "h": to_tsquery(positive(self.node))}
 
     def _fts5(self, head_only: bool) -> str:
         return to_fts5(self.node, head_only=head_only) + "".join(
@@ -374,7 +412,10 @@ class _Search:
         """The tsquery with the filters: the project is a column; the other filters are
         lexemes, left out of the ranking."""
         return to_tsquery(self.node, head_only=head_only) + "".join(
-            f" & '#{token}'" for token in self.scope if not token.startswith("p"))
+            f" & '#{token}'" for token in self._filters())
+
+    def _filters(self) -> list[str]:
+        return [token for token in self.scope if not token.startswith("p")]
 
     def _run(self, sql: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
         try:

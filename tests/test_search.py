@@ -349,6 +349,9 @@ def test_a_dropped_postgres_table_is_made_again(notes: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert "search index repaired" in result.stderr
         assert_index_exact(notes, database)
+        # with the head words' index of migration 0010, which the table's drop took with it
+        assert rows(notes, database, "SELECT indexname FROM pg_indexes"
+                    " WHERE indexname = 'ix_search_text_head'") == [("ix_search_text_head",)]
 
 
 def test_no_search_forgets_the_index_and_turning_it_on_builds_it(

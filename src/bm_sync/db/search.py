@@ -11,11 +11,11 @@ in Python (`bm_sync.search.postgres_columns`); rows are only ever replaced whole
 The rowid of a document is its entity's id, so a move (same id) re-indexes one row. Writes run
 inside the sync's batch transactions (`bm_sync.apply`). Reads go through a plain `Query`
 callable, so the same SQL runs on the stdlib `sqlite3` driver (SQLite files, and the `bm
-search` fast path) and on a SQLAlchemy connection. Ranking is bounded (`SEARCH_CAP`): FTS5 and
-`ts_rank` score every matching row, so a word in every note would cost ~1.4 us a row; the
-newest `SEARCH_CAP + 1` matches by id are listed (an index walk that stops, unscored), ranked
-when there were no more, and otherwise the head columns' matches are ranked first
-(`SearchResult.ranking == "bounded"`).
+search` fast path) and on a SQLAlchemy connection. Ranking (`rank`): the head columns'
+matches first, then every column's, the newest `SEARCH_CAP` of each ranked
+(`SearchResult.ranking == "bounded"` when a kind had more); bm25 walks each phrase's doclist
+for its IDF in every ranked statement, so: an unscored probe, the head statement, and the
+all-columns one only when the head does not fill the page.
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ async def repair(session: AsyncSession) -> None:
     dialect = _dialect(session)
     for statement in ddl(dialect):
         await session.execute(text(statement))
-    if dialect != "sqlite":
+    if dialect != "sqlite":  # and the head index of migration 0010, with a dropped table
+        await session.execute(text(POSTGRES_HEAD_INDEX))
         return
     await session.execute(text("INSERT INTO note_search (note_search) VALUES ('delete-all')"))
     result = await session.stream(text("SELECT entity_id, z FROM search_text"))

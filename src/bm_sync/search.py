@@ -19,8 +19,10 @@ import json
 import re
 import unicodedata
 import zlib
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from bm_sync.errors import BmSyncError
@@ -239,6 +241,109 @@ def search_doc(*, project_id: int, path: str, title: str, entity_type: str,
     values = (title, body, " ".join(dict.fromkeys(categories)), " ".join(tags),
               permalink or "", path, cjk_bigrams(f"{title}\n{body}"), " ".join(scope))
     return SearchDoc.of(values)
+
+
+# PostgreSQL's tsvector limits (src/include/tsearch/ts_type.h), as its functions apply them.
+PG_MAX_POSITION = 16383  # MAXENTRYPOS - 1: a later position is stored as this one
+PG_PARSED_POSITIONS = 255  # to_tsvector keeps a lexeme's first 255 positions
+PG_MERGED_POSITIONS = 256  # MAXNUMPOS: `||` keeps up to 256
+PG_MAX_WORD_BYTES = 2046  # to_tsvector skips a longer word, and gives it no position
+PG_MAX_DATA_BYTES = (1 << 20) - 1  # MAXSTRPOS: lexemes and positions; more is an error
+_WEIGHTS = "DCBA"  # a position's weight code (its low two bits here), as PostgreSQL numbers them
+_LONG_WORD_CHARS = PG_MAX_WORD_BYTES // 4  # a word of fewer characters fits in any encoding
+_entry_texts: list[str] = []
+
+
+def postgres_tsvector(values: Sequence[str]) -> str:
+    """The document's tsvector as a literal (`CAST(... AS tsvector)`): exactly what
+    `setweight(to_tsvector('simple', a), 'A') || ... || to_tsvector('simple', d) ||
+    array_to_tsvector(scope)` makes of `postgres_columns(values)` (the server's parser then
+    never runs; tests/test_tsv.py compares them), with PostgreSQL's limits applied as its
+    functions apply them: positions stop at 16383, a lexeme keeps 255 positions per column
+    and 256 in all, a word over 2046 bytes is skipped. One difference: where the server would
+    refuse the document (over 1 MB of lexemes and positions, an error that failed the whole
+    batch), the lexemes that come last (the body's) are left out until it fits."""
+    title, body, observations, tags, permalink, path, cjk, scope = values
+    merged: dict[str, list[int]] = {}  # lexeme -> (position << 2 | weight code), ascending
+    top = 0  # the highest position held: what `||` shifts the next column's positions by
+    for weight, texts in ((3, (title,)), (2, (tags, permalink)),
+                          (1, (observations, path, cjk)), (0, (body,))):
+        column = [word for text in texts for word in words(fold(text))]
+        if column:
+            top = _concatenate(merged, _parsed(column), top, weight)
+    filters = ["#" + token for token in dict.fromkeys(scope.split())]
+    return tsvector_literal(_within_size(merged, filters), filters)
+
+
+def _parsed(column: list[str]) -> dict[str, list[int]]:
+    """lexeme -> positions, as `to_tsvector('simple', " ".join(column))` keeps them."""
+    if any(len(word) > _LONG_WORD_CHARS for word in column):
+        column = [word for word in column if len(word.encode("utf-8")) <= PG_MAX_WORD_BYTES]
+    positions: dict[str, list[int]] = defaultdict(list)
+    for position, word in enumerate(column, 1):
+        positions[word].append(position)
+    if len(column) > PG_MAX_POSITION or (len(column) > PG_PARSED_POSITIONS and max(
+            map(len, positions.values())) > PG_PARSED_POSITIONS):
+        for word, held in positions.items():
+            held = held[:PG_PARSED_POSITIONS]
+            if held[-1] > PG_MAX_POSITION:  # the first clamped position is the last one kept
+                held = [*(kept for kept in held if kept < PG_MAX_POSITION), PG_MAX_POSITION]
+            positions[word] = held
+    return positions
+
+
+def _concatenate(merged: dict[str, list[int]], column: dict[str, list[int]], top: int,
+                 weight: int) -> int:
+    """`merged || setweight(column, weight)`: the column's positions shifted by `top` (the
+    highest position `merged` holds), clamped; a lexeme in both keeps its positions and then
+    the column's, up to 256 and never past 16383. Returns the new highest position."""
+    clamped = top + max(held[-1] for held in column.values()) >= PG_MAX_POSITION
+    for word, positions in column.items():
+        shifted = [(min(position + top, PG_MAX_POSITION) << 2) | weight
+                   for position in positions] if clamped else [
+            ((position + top) << 2) | weight for position in positions]
+        held = merged.get(word)
+        if held is None and not clamped:
+            merged[word] = shifted
+            continue
+        if held is None:
+            held = merged[word] = []
+        for entry in shifted:
+            if len(held) >= PG_MERGED_POSITIONS or (held and held[-1] >> 2 == PG_MAX_POSITION):
+                break
+            held.append(entry)
+    return max(held[-1] for held in merged.values()) >> 2
+
+
+def _within_size(merged: dict[str, list[int]], filters: list[str]) -> dict[str, list[int]]:
+    """`merged` without the lexemes, last first, that would take the tsvector over its size
+    limit: each lexeme's bytes, one of padding at most, two for its count, two a position."""
+    size = sum(map(len, filters))  # ASCII, no positions
+    for index, (word, held) in enumerate(merged.items()):
+        size += len(word.encode("utf-8")) + 3 + 2 * len(held)
+        if size > PG_MAX_DATA_BYTES:
+            return dict(islice(merged.items(), index))
+    return merged
+
+
+def tsvector_literal(lexemes: dict[str, list[int]], filters: Sequence[str]) -> str:
+    """The tsvector literal (`'word':1A,7 '#filter'`) of `lexemes` (lexeme -> its entries,
+    `position << 2 | weight code`, ascending) and `filters` (lexemes without positions).
+    Quotes are doubled and backslashes escaped, though no word of ours holds either."""
+    if not _entry_texts:
+        _entry_texts.extend(f"{entry >> 2}{_WEIGHTS[entry & 3]}".rstrip("D")
+                            for entry in range((PG_MAX_POSITION + 1) << 2))
+    texts = _entry_texts
+    parts = [f"'{_quoted(word)}':{','.join([texts[entry] for entry in held])}"
+             for word, held in lexemes.items()]
+    parts.extend(f"'{_quoted(token)}'" for token in filters)
+    return " ".join(parts)
+
+
+def _quoted(lexeme: str) -> str:
+    if "'" in lexeme or "\\" in lexeme:
+        return lexeme.replace("\\", "\\\\").replace("'", "''")
+    return lexeme
 
 
 def postgres_columns(values: Sequence[str]) -> dict[str, Any]:

@@ -249,76 +249,117 @@ PG_PARSED_POSITIONS = 255  # to_tsvector keeps a lexeme's first 255 positions
 PG_MERGED_POSITIONS = 256  # MAXNUMPOS: `||` keeps up to 256
 PG_MAX_WORD_BYTES = 2046  # to_tsvector skips a longer word, and gives it no position
 PG_MAX_DATA_BYTES = (1 << 20) - 1  # MAXSTRPOS: lexemes and positions; more is an error
-_WEIGHTS = "DCBA"  # a position's weight code (its low two bits here), as PostgreSQL numbers them
+_WEIGHTS = ("", "C", "B", "A")  # PostgreSQL's weight codes 0-3 as a literal writes them
 _LONG_WORD_CHARS = PG_MAX_WORD_BYTES // 4  # a word of fewer characters fits in any encoding
-_entry_texts: list[str] = []
+_labels: list[str] = []  # (position << 2 | weight code) -> `12A`, built on first use
+
+
+def _label_table() -> list[str]:
+    if not _labels:
+        _labels.extend(f"{entry >> 2}{_WEIGHTS[entry & 3]}"
+                       for entry in range((PG_MAX_POSITION + 1) << 2))
+    return _labels
+
+
+def _position(label: str) -> int:
+    return int(label.rstrip("ABC"))
 
 
 def postgres_tsvector(values: Sequence[str]) -> str:
     """The document's tsvector as a literal (`CAST(... AS tsvector)`): exactly what
     `setweight(to_tsvector('simple', a), 'A') || ... || to_tsvector('simple', d) ||
     array_to_tsvector(scope)` makes of `postgres_columns(values)` (the server's parser then
-    never runs; tests/test_tsv.py compares them), with PostgreSQL's limits applied as its
-    functions apply them: positions stop at 16383, a lexeme keeps 255 positions per column
-    and 256 in all, a word over 2046 bytes is skipped. One difference: where the server would
-    refuse the document (over 1 MB of lexemes and positions, an error that failed the whole
-    batch), the lexemes that come last (the body's) are left out until it fits."""
+    never runs: it split `1e5x`, which no query could match; tests/test_tsv.py compares
+    them), with PostgreSQL's limits applied as its functions apply them: positions stop at
+    16383, a lexeme keeps 255 positions per column and 256 in all, a word over 2046 bytes is
+    skipped. Where the server refused the document (over 1 MB of lexemes and positions: the
+    note failed), the lexemes that come last (the body's) are left out until it fits."""
     title, body, observations, tags, permalink, path, cjk, scope = values
-    merged: dict[str, list[int]] = {}  # lexeme -> (position << 2 | weight code), ascending
+    merged: dict[str, list[str]] = {}  # lexeme -> position labels (`12A`), ascending
     top = 0  # the highest position held: what `||` shifts the next column's positions by
-    for weight, texts in ((3, (title,)), (2, (tags, permalink)),
-                          (1, (observations, path, cjk)), (0, (body,))):
-        column = [word for text in texts for word in words(fold(text))]
-        if column:
+    for weight, text in ((3, title), (2, f"{tags} {permalink}"),
+                         (1, f"{observations} {path} {cjk}"), (0, body)):
+        column = words(fold(text))
+        if column and max(map(len, column)) > _LONG_WORD_CHARS:
+            column = [word for word in column if len(word.encode("utf-8")) <= PG_MAX_WORD_BYTES]
+        if not column:
+            continue
+        if top + len(column) < PG_MAX_POSITION:
+            top = _append_column(merged, column, top, weight)
+        else:
             top = _concatenate(merged, _parsed(column), top, weight)
     filters = ["#" + token for token in dict.fromkeys(scope.split())]
     return tsvector_literal(_within_size(merged, filters), filters)
 
 
+def _append_column(merged: dict[str, list[str]], column: list[str], top: int,
+                   weight: int) -> int:
+    """`_concatenate(merged, _parsed(column), top, weight)` when no position reaches 16383
+    (nearly every note): the labels are made shifted, in one pass over the words."""
+    grouped: dict[str, list[str]] = {}
+    get = grouped.get
+    first = ((top + 1) << 2) | weight
+    for label, word in zip(_label_table()[first:first + (len(column) << 2):4], column,
+                           strict=True):
+        held = get(word)
+        if held is None:
+            grouped[word] = [label]
+        else:
+            held.append(label)
+    exact = True  # every word's position is held: the last one is the highest
+    if len(column) > PG_PARSED_POSITIONS and max(map(len, grouped.values())) > (
+            PG_PARSED_POSITIONS):
+        exact = False
+        for held in grouped.values():
+            del held[PG_PARSED_POSITIONS:]
+    for word in grouped.keys() & merged.keys():
+        held = merged[word] + grouped[word]
+        if len(held) > PG_MERGED_POSITIONS:
+            exact = False
+            del held[PG_MERGED_POSITIONS:]
+        grouped[word] = held
+    merged.update(grouped)
+    if exact:
+        return top + len(column)
+    return max(_position(held[-1]) for held in merged.values())
+
+
 def _parsed(column: list[str]) -> dict[str, list[int]]:
     """lexeme -> positions, as `to_tsvector('simple', " ".join(column))` keeps them."""
-    if any(len(word) > _LONG_WORD_CHARS for word in column):
-        column = [word for word in column if len(word.encode("utf-8")) <= PG_MAX_WORD_BYTES]
     positions: dict[str, list[int]] = defaultdict(list)
     for position, word in enumerate(column, 1):
         positions[word].append(position)
-    if len(column) > PG_MAX_POSITION or (len(column) > PG_PARSED_POSITIONS and max(
-            map(len, positions.values())) > PG_PARSED_POSITIONS):
-        for word, held in positions.items():
-            held = held[:PG_PARSED_POSITIONS]
-            if held[-1] > PG_MAX_POSITION:  # the first clamped position is the last one kept
-                held = [*(kept for kept in held if kept < PG_MAX_POSITION), PG_MAX_POSITION]
-            positions[word] = held
+    for word, held in positions.items():
+        held = held[:PG_PARSED_POSITIONS]
+        if held[-1] > PG_MAX_POSITION:  # the first clamped position is the last one kept
+            held = [*(kept for kept in held if kept < PG_MAX_POSITION), PG_MAX_POSITION]
+        positions[word] = held
     return positions
 
 
-def _concatenate(merged: dict[str, list[int]], column: dict[str, list[int]], top: int,
+def _concatenate(merged: dict[str, list[str]], column: dict[str, list[int]], top: int,
                  weight: int) -> int:
     """`merged || setweight(column, weight)`: the column's positions shifted by `top` (the
     highest position `merged` holds), clamped; a lexeme in both keeps its positions and then
     the column's, up to 256 and never past 16383. Returns the new highest position."""
-    clamped = top + max(held[-1] for held in column.values()) >= PG_MAX_POSITION
+    labels = _label_table()
     for word, positions in column.items():
-        shifted = [(min(position + top, PG_MAX_POSITION) << 2) | weight
-                   for position in positions] if clamped else [
-            ((position + top) << 2) | weight for position in positions]
-        held = merged.get(word)
-        if held is None and not clamped:
-            merged[word] = shifted
-            continue
-        if held is None:
-            held = merged[word] = []
-        for entry in shifted:
-            if len(held) >= PG_MERGED_POSITIONS or (held and held[-1] >> 2 == PG_MAX_POSITION):
+        held = merged.setdefault(word, [])
+        for position in positions:
+            if len(held) >= PG_MERGED_POSITIONS or (
+                    held and _position(held[-1]) == PG_MAX_POSITION):
                 break
-            held.append(entry)
-    return max(held[-1] for held in merged.values()) >> 2
+            held.append(labels[(min(position + top, PG_MAX_POSITION) << 2) | weight])
+    return max(_position(held[-1]) for held in merged.values())
 
 
-def _within_size(merged: dict[str, list[int]], filters: list[str]) -> dict[str, list[int]]:
+def _within_size(merged: dict[str, list[str]], filters: list[str]) -> dict[str, list[str]]:
     """`merged` without the lexemes, last first, that would take the tsvector over its size
     limit: each lexeme's bytes, one of padding at most, two for its count, two a position."""
     size = sum(map(len, filters))  # ASCII, no positions
+    labels = sum(map(len, merged.values()))
+    if size + 4 * sum(map(len, merged)) + 3 * len(merged) + 2 * labels <= PG_MAX_DATA_BYTES:
+        return merged  # (a character is at most four bytes)
     for index, (word, held) in enumerate(merged.items()):
         size += len(word.encode("utf-8")) + 3 + 2 * len(held)
         if size > PG_MAX_DATA_BYTES:
@@ -326,24 +367,20 @@ def _within_size(merged: dict[str, list[int]], filters: list[str]) -> dict[str, 
     return merged
 
 
-def tsvector_literal(lexemes: dict[str, list[int]], filters: Sequence[str]) -> str:
-    """The tsvector literal (`'word':1A,7 '#filter'`) of `lexemes` (lexeme -> its entries,
-    `position << 2 | weight code`, ascending) and `filters` (lexemes without positions).
-    Quotes are doubled and backslashes escaped, though no word of ours holds either."""
-    if not _entry_texts:
-        _entry_texts.extend(f"{entry >> 2}{_WEIGHTS[entry & 3]}".rstrip("D")
-                            for entry in range((PG_MAX_POSITION + 1) << 2))
-    texts = _entry_texts
-    parts = [f"'{_quoted(word)}':{','.join([texts[entry] for entry in held])}"
-             for word, held in lexemes.items()]
+def tsvector_literal(lexemes: dict[str, list[str]], filters: Sequence[str]) -> str:
+    """The tsvector literal (`'word':1A,7 '#filter'`) of `lexemes` (lexeme -> its positions as
+    the literal writes them: `12A`, `7`) and `filters` (lexemes without positions). Quotes
+    are doubled and backslashes escaped, though no word of ours holds either."""
+    every = "".join(lexemes)
+    if "'" in every or "\\" in every:
+        lexemes = {_quoted(word): held for word, held in lexemes.items()}
+    parts = list(map("'{}':{}".format, lexemes, map(",".join, lexemes.values())))
     parts.extend(f"'{_quoted(token)}'" for token in filters)
     return " ".join(parts)
 
 
 def _quoted(lexeme: str) -> str:
-    if "'" in lexeme or "\\" in lexeme:
-        return lexeme.replace("\\", "\\\\").replace("'", "''")
-    return lexeme
+    return lexeme.replace("\\", "\\\\").replace("'", "''")
 
 
 def postgres_columns(values: Sequence[str]) -> dict[str, Any]:

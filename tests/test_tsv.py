@@ -1,6 +1,6 @@
 """The PostgreSQL search index's tsvector is built in Python (`search.postgres_tsvector`) and sent
-as a literal, instead of running the server's parser over words split and folded in Python
-(`db.search.TSVECTOR_SQL`, kept as the reference). On a real server, for text in many scripts
+in the binary format, instead of running the server's parser over words split and folded in
+Python (`db.search.TSVECTOR_SQL`, kept as the reference). On a real server, for text in many scripts
 and at every limit of PostgreSQL's tsvector, both must give the same tsvector; where they
 differ (the parser splitting a word our query side keeps whole, a document over the size
 limit), the difference is asserted and the new one is shown to be what search needs.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,18 +22,36 @@ from bm_sync.search import (
     postgres_columns,
     postgres_tsvector,
     search_doc,
-    tsvector_literal,
+    tsvector_binary,
     words,
 )
 from tests import postgres
 from tests.helpers import bm_json, write
-from tests.helpers_pgfirst import run_sql
 from tests.helpers_search import database_fixture, sync_args  # noqa: F401 - `database` fixture
 
 # The reference expression over one row of unnest(): a, b, c, d, scope (space-separated).
 _REFERENCE = TSVECTOR_SQL.replace("CAST(:scope AS text[])", "string_to_array(t.scope, ' ')")
 for _name in "abcd":
     _REFERENCE = _REFERENCE.replace(f":{_name}", f"t.{_name}")
+
+
+def run_sql(sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows of `sql` (`$n` placeholders) on the test server, tsvector parameters sent as bytes
+    in the binary format, as the sync sends them."""
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        import asyncpg  # type: ignore[import-untyped]
+
+        connection = await asyncpg.connect(postgres._driver_dsn(postgres.server().url))
+        try:
+            await connection.set_type_codec("tsvector", schema="pg_catalog", encoder=bytes,
+                                            decoder=bytes, format="binary")
+            return [tuple(row) for row in await connection.fetch(sql, *args)]
+        finally:
+            await connection.close()
+
+    rows: list[tuple[Any, ...]] = postgres._run_coroutine(fetch())
+    return rows
 
 
 def document(title: str = "", body: str = "", *, tags: tuple[str, ...] = (),
@@ -46,15 +65,14 @@ def document(title: str = "", body: str = "", *, tags: tuple[str, ...] = (),
 def server_and_ours(documents: list[tuple[str, ...]]) -> list[tuple[str, str]]:
     """(the reference expression's tsvector, the literal's), as the server prints them, for
     each document (one query)."""
-    columns: list[list[str]] = [[], [], [], [], [], []]
+    columns: list[list[Any]] = [[], [], [], [], [], []]
     for values in documents:
         parts = postgres_columns(values)
         for index, text in enumerate((parts["a"], parts["b"], parts["c"], parts["d"],
                                       " ".join(parts["scope"]), postgres_tsvector(values))):
             columns[index].append(text)
-    rows = run_sql(postgres.server().url,
-                   f"SELECT ({_REFERENCE})::text, CAST(t.tsv AS tsvector)::text FROM unnest("
-                   "?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) "
+    rows = run_sql(f"SELECT ({_REFERENCE})::text, t.tsv::text FROM unnest($1::text[], $2::text[],"
+                   " $3::text[], $4::text[], $5::text[], $6::tsvector[]) "
                    "WITH ORDINALITY AS t(a, b, c, d, scope, tsv, n) ORDER BY t.n", *columns)
     return [(row[0], row[1]) for row in rows]
 
@@ -160,25 +178,24 @@ def test_a_document_over_the_size_limit_keeps_its_first_lexemes() -> None:
     values = document("Dump title", body, tags=("kept",))
     with pytest.raises(Exception, match="string is too long for tsvector"):
         server_and_ours([values])
-    literal = postgres_tsvector(values)
-    ((lexemes, size),) = run_sql(postgres.server().url,
-                                 "SELECT length(t), pg_column_size(t) FROM CAST(? AS tsvector) t",
-                                 literal)
+    ((lexemes, size, text),) = run_sql("SELECT length(t), pg_column_size(t), t::text "
+                                       "FROM CAST($1 AS tsvector) t", postgres_tsvector(values))
     first_words = body.split()[:1000]
     assert 1000 < lexemes < len(set(body.split()))
     data = size - 8 - 4 * lexemes  # less the header, the count and each lexeme's entry
     assert PG_MAX_DATA_BYTES * 0.9 < data <= PG_MAX_DATA_BYTES
     for word in ("dump", "title", "kept", *first_words):
-        assert f"'{word}':" in literal
+        assert f"'{word}':" in text
 
 
-def test_quotes_and_backslashes_are_escaped() -> None:
-    literal = tsvector_literal({"it's": ["1A"], "a\\b": ["2"]}, ["#x'y"])
-    rows = run_sql(postgres.server().url,
-                   "SELECT lexeme, positions, weights FROM unnest(CAST(? AS tsvector)) "
-                   "ORDER BY lexeme", literal)
-    assert [tuple(row) for row in rows] == [
-        ("#x'y", None, None), ("a\\b", [2], ["D"]), ("it's", [1], ["A"])]
+def test_quotes_and_backslashes_need_no_escaping() -> None:
+    """No word of ours holds a quote or a backslash, but a lexeme that did would arrive as it
+    is: the binary format has no quoting."""
+    title_at_1, body_at_2 = ((3 << 14) | 1).to_bytes(2, "big"), (2).to_bytes(2, "big")
+    rows = run_sql("SELECT lexeme, positions, weights FROM unnest(CAST($1 AS tsvector)) "
+                   "ORDER BY lexeme", tsvector_binary({"it's": [title_at_1], "a\\b": [body_at_2],
+                                                      "#x'y": ()}))
+    assert rows == [("#x'y", None, None), ("a\\b", [2], ["D"]), ("it's", [1], ["A"])]
 
 
 NOTES = {

@@ -20,9 +20,9 @@ import re
 import unicodedata
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from bm_sync.errors import BmSyncError
@@ -249,24 +249,26 @@ PG_PARSED_POSITIONS = 255  # to_tsvector keeps a lexeme's first 255 positions
 PG_MERGED_POSITIONS = 256  # MAXNUMPOS: `||` keeps up to 256
 PG_MAX_WORD_BYTES = 2046  # to_tsvector skips a longer word, and gives it no position
 PG_MAX_DATA_BYTES = (1 << 20) - 1  # MAXSTRPOS: lexemes and positions; more is an error
-_WEIGHTS = ("", "C", "B", "A")  # PostgreSQL's weight codes 0-3 as a literal writes them
 _LONG_WORD_CHARS = PG_MAX_WORD_BYTES // 4  # a word of fewer characters fits in any encoding
-_labels: list[str] = []  # (position << 2 | weight code) -> `12A`, built on first use
+_entries: list[bytes] = []  # (position << 2 | weight code) -> PostgreSQL's two bytes for it
+_COUNTS = [b"\0" + count.to_bytes(2, "big") for count in range(PG_MERGED_POSITIONS + 1)]
 
 
-def _label_table() -> list[str]:
-    if not _labels:
-        _labels.extend(f"{entry >> 2}{_WEIGHTS[entry & 3]}"
-                       for entry in range((PG_MAX_POSITION + 1) << 2))
-    return _labels
+def _entry_table() -> list[bytes]:
+    """Each position and weight as tsvector's binary format holds it (`WordEntryPos`: the
+    weight code in the top two bits, the position below), built on first use."""
+    if not _entries:
+        _entries.extend(((entry & 3) << 14 | entry >> 2).to_bytes(2, "big")
+                        for entry in range((PG_MAX_POSITION + 1) << 2))
+    return _entries
 
 
-def _position(label: str) -> int:
-    return int(label.rstrip("ABC"))
+def _position(entry: bytes) -> int:
+    return int.from_bytes(entry, "big") & PG_MAX_POSITION
 
 
-def postgres_tsvector(values: Sequence[str]) -> str:
-    """The document's tsvector as a literal (`CAST(... AS tsvector)`): exactly what
+def postgres_tsvector(values: Sequence[str]) -> bytes:
+    """The document's tsvector in PostgreSQL's binary format (`tsvectorrecv`): exactly what
     `setweight(to_tsvector('simple', a), 'A') || ... || to_tsvector('simple', d) ||
     array_to_tsvector(scope)` makes of `postgres_columns(values)` (the server's parser then
     never runs: it split `1e5x`, which no query could match; tests/test_tsv.py compares
@@ -275,7 +277,7 @@ def postgres_tsvector(values: Sequence[str]) -> str:
     skipped. Where the server refused the document (over 1 MB of lexemes and positions: the
     note failed), the lexemes that come last (the body's) are left out until it fits."""
     title, body, observations, tags, permalink, path, cjk, scope = values
-    merged: dict[str, list[str]] = {}  # lexeme -> position labels (`12A`), ascending
+    merged: dict[str, list[bytes]] = {}  # lexeme -> its positions (`_entry_table`), ascending
     top = 0  # the highest position held: what `||` shifts the next column's positions by
     for weight, text in ((3, title), (2, f"{tags} {permalink}"),
                          (1, f"{observations} {path} {cjk}"), (0, body)):
@@ -289,23 +291,25 @@ def postgres_tsvector(values: Sequence[str]) -> str:
         else:
             top = _concatenate(merged, _parsed(column), top, weight)
     filters = ["#" + token for token in dict.fromkeys(scope.split())]
-    return tsvector_literal(_within_size(merged, filters), filters)
+    lexemes: dict[str, Sequence[bytes]] = {**_within_size(merged, filters)}
+    lexemes.update(dict.fromkeys(filters, ()))
+    return tsvector_binary(lexemes)
 
 
-def _append_column(merged: dict[str, list[str]], column: list[str], top: int,
+def _append_column(merged: dict[str, list[bytes]], column: list[str], top: int,
                    weight: int) -> int:
     """`_concatenate(merged, _parsed(column), top, weight)` when no position reaches 16383
-    (nearly every note): the labels are made shifted, in one pass over the words."""
-    grouped: dict[str, list[str]] = {}
+    (nearly every note): the entries are made shifted, in one pass over the words."""
+    grouped: dict[str, list[bytes]] = {}
     get = grouped.get
     first = ((top + 1) << 2) | weight
-    for label, word in zip(_label_table()[first:first + (len(column) << 2):4], column,
+    for entry, word in zip(_entry_table()[first:first + (len(column) << 2):4], column,
                            strict=True):
         held = get(word)
         if held is None:
-            grouped[word] = [label]
+            grouped[word] = [entry]
         else:
-            held.append(label)
+            held.append(entry)
     exact = True  # every word's position is held: the last one is the highest
     if len(column) > PG_PARSED_POSITIONS and max(map(len, grouped.values())) > (
             PG_PARSED_POSITIONS):
@@ -337,28 +341,29 @@ def _parsed(column: list[str]) -> dict[str, list[int]]:
     return positions
 
 
-def _concatenate(merged: dict[str, list[str]], column: dict[str, list[int]], top: int,
+def _concatenate(merged: dict[str, list[bytes]], column: dict[str, list[int]], top: int,
                  weight: int) -> int:
     """`merged || setweight(column, weight)`: the column's positions shifted by `top` (the
     highest position `merged` holds), clamped; a lexeme in both keeps its positions and then
     the column's, up to 256 and never past 16383. Returns the new highest position."""
-    labels = _label_table()
+    entries = _entry_table()
     for word, positions in column.items():
         held = merged.setdefault(word, [])
         for position in positions:
             if len(held) >= PG_MERGED_POSITIONS or (
                     held and _position(held[-1]) == PG_MAX_POSITION):
                 break
-            held.append(labels[(min(position + top, PG_MAX_POSITION) << 2) | weight])
+            held.append(entries[(min(position + top, PG_MAX_POSITION) << 2) | weight])
     return max(_position(held[-1]) for held in merged.values())
 
 
-def _within_size(merged: dict[str, list[str]], filters: list[str]) -> dict[str, list[str]]:
+def _within_size(merged: dict[str, list[bytes]], filters: list[str]
+                 ) -> dict[str, list[bytes]]:
     """`merged` without the lexemes, last first, that would take the tsvector over its size
     limit: each lexeme's bytes, one of padding at most, two for its count, two a position."""
     size = sum(map(len, filters))  # ASCII, no positions
-    labels = sum(map(len, merged.values()))
-    if size + 4 * sum(map(len, merged)) + 3 * len(merged) + 2 * labels <= PG_MAX_DATA_BYTES:
+    entries = sum(map(len, merged.values()))
+    if size + 4 * sum(map(len, merged)) + 3 * len(merged) + 2 * entries <= PG_MAX_DATA_BYTES:
         return merged  # (a character is at most four bytes)
     for index, (word, held) in enumerate(merged.items()):
         size += len(word.encode("utf-8")) + 3 + 2 * len(held)
@@ -367,20 +372,16 @@ def _within_size(merged: dict[str, list[str]], filters: list[str]) -> dict[str, 
     return merged
 
 
-def tsvector_literal(lexemes: dict[str, list[str]], filters: Sequence[str]) -> str:
-    """The tsvector literal (`'word':1A,7 '#filter'`) of `lexemes` (lexeme -> its positions as
-    the literal writes them: `12A`, `7`) and `filters` (lexemes without positions). Quotes
-    are doubled and backslashes escaped, though no word of ours holds either."""
-    every = "".join(lexemes)
-    if "'" in every or "\\" in every:
-        lexemes = {_quoted(word): held for word, held in lexemes.items()}
-    parts = list(map("'{}':{}".format, lexemes, map(",".join, lexemes.values())))
-    parts.extend(f"'{_quoted(token)}'" for token in filters)
-    return " ".join(parts)
-
-
-def _quoted(lexeme: str) -> str:
-    return lexeme.replace("\\", "\\\\").replace("'", "''")
+def tsvector_binary(lexemes: Mapping[str, Sequence[bytes]]) -> bytes:
+    """A tsvector in PostgreSQL's binary format: the count, then per lexeme in byte order its
+    UTF-8 bytes, a NUL, the count of its positions and each position (`_entry_table`; none for
+    a filter). Nothing is quoted: a quote or a backslash is a byte like any other (a NUL
+    cannot be in a lexeme: no word holds one)."""
+    names = sorted(lexemes)  # code point order is UTF-8 byte order, the order tsvector keeps
+    held = list(map(lexemes.__getitem__, names))
+    return b"".join([len(names).to_bytes(4, "big"), *chain.from_iterable(zip(
+        map(str.encode, names), map(_COUNTS.__getitem__, map(len, held)),
+        map(b"".join, held), strict=True))])
 
 
 def postgres_columns(values: Sequence[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import pytest
 from bm_sync.db.search import TSVECTOR_SQL
 from bm_sync.search import (
     PG_MAX_DATA_BYTES,
+    WORD,
     fold,
     postgres_columns,
     postgres_tsvector,
@@ -193,8 +194,8 @@ def test_quotes_and_backslashes_need_no_escaping() -> None:
     is: the binary format has no quoting."""
     title_at_1, body_at_2 = ((3 << 14) | 1).to_bytes(2, "big"), (2).to_bytes(2, "big")
     rows = run_sql("SELECT lexeme, positions, weights FROM unnest(CAST($1 AS tsvector)) "
-                   "ORDER BY lexeme", tsvector_binary({"it's": [title_at_1], "a\\b": [body_at_2],
-                                                      "#x'y": ()}))
+                   "ORDER BY lexeme", tsvector_binary({"it's": title_at_1, "a\\b": body_at_2,
+                                                      "#x'y": b""}))
     assert rows == [("#x'y", None, None), ("a\\b", [2], ["D"]), ("it's", [1], ["A"])]
 
 
@@ -224,3 +225,20 @@ def test_search_finds_float_like_words_and_a_huge_note_on_both_databases(
     assert found("12e3abc") == ["physics.md"]
     assert found("hex dump") == ["dump.md"]
     assert found(f"starting {hex_words[0]}") == ["dump.md"]
+
+
+ASCII_TEXTS = ["", "plain words", "snake_case __init__", "a.b-c/d@e:f", "tab\there\nnew\rline",
+               "x\x00y\x1fz\x7fw", "don't 1e5x 0x1F v1.2.3", "   ", "___", "MiXeD CaSe 42"]
+
+
+@pytest.mark.parametrize("text", [*ASCII_TEXTS, "".join(map(chr, range(128))) * 3])
+def test_ascii_words_are_the_regexs(text: str) -> None:
+    """`words` splits ASCII text without the regex: the same words."""
+    assert words(text) == WORD.findall(text)
+
+
+def test_random_ascii_words_are_the_regexs() -> None:
+    generator = random.Random(17)
+    for _ in range(2000):
+        text = "".join(chr(generator.randrange(128)) for _ in range(generator.randrange(40)))
+        assert words(text) == WORD.findall(text), text

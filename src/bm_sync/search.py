@@ -258,7 +258,7 @@ PG_MAX_DATA_BYTES = (1 << 20) - 1  # MAXSTRPOS: lexemes and positions; more is a
 _LONG_WORD_CHARS = PG_MAX_WORD_BYTES // 4  # a word of fewer characters fits in any encoding
 _PARSED_BYTES = 2 * PG_PARSED_POSITIONS  # a position takes two bytes
 _MERGED_BYTES = 2 * PG_MERGED_POSITIONS
-_entries: list[bytes] = []  # (position << 2 | weight code) -> PostgreSQL's two bytes for it
+_entries: list[bytes] | None = None  # (position << 2 | weight code) -> its two bytes
 # The bytes between a lexeme and its positions (the lexeme's NUL, the count), by their length.
 _COUNTS = [b"\0" + (length // 2).to_bytes(2, "big") for length in range(_MERGED_BYTES + 1)]
 
@@ -266,9 +266,10 @@ _COUNTS = [b"\0" + (length // 2).to_bytes(2, "big") for length in range(_MERGED_
 def _entry_table() -> list[bytes]:
     """Each position and weight as tsvector's binary format holds it (`WordEntryPos`: the
     weight code in the top two bits, the position below), built on first use."""
-    if not _entries:
-        _entries.extend(((entry & 3) << 14 | entry >> 2).to_bytes(2, "big")
-                        for entry in range((PG_MAX_POSITION + 1) << 2))
+    global _entries
+    if _entries is None:  # bound once whole: two threads' first uses build it twice, no harm
+        _entries = [((entry & 3) << 14 | entry >> 2).to_bytes(2, "big")
+                    for entry in range((PG_MAX_POSITION + 1) << 2)]
     return _entries
 
 

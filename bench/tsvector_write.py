@@ -8,8 +8,8 @@ in --work unless --corpus is given) are built as the sync builds them (`parse_no
 `search_doc`), then, per run and in turn, inserted into an empty `search_text`-like table
 (GIN index on `tsv`, one transaction, asyncpg `executemany`) as:
 
-- `to_tsvector`: the words as text, the server's parser and `setweight`s (`TSVECTOR_SQL`, what
-  the sync did before);
+- `to_tsvector`: the words as text, the server's parser and `setweight`s (`TSVECTOR_SQL` in
+  tests/helpers_tsv.py, what the sync did before);
 - `literal`: the tsvector's text form (`CAST($4 AS tsvector)`: the server's tsvectorin; the
   texts are the server's own rendering, made before the runs, so "ours" is only the rows);
 - `binary`: the tsvector's binary form (`postgres_tsvector`, what the sync does now).
@@ -41,14 +41,13 @@ sys.path[:0] = [str(BENCH), str(REPO), str(REPO / "src")]
 
 from measure import environment, markdown_table, results_path  # noqa: E402
 
-from bm_sync.db.search import TSVECTOR_SQL  # noqa: E402
 from bm_sync.markdown import parse_note  # noqa: E402
 from bm_sync.search import (  # noqa: E402
     note_body,
-    postgres_columns,
     postgres_tsvector,
     search_doc,
 )
+from tests.helpers_tsv import TSVECTOR_SQL, postgres_columns  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TABLE = ("DROP TABLE IF EXISTS bench_search; CREATE TABLE bench_search (entity_id int PRIMARY"

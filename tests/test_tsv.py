@@ -1,6 +1,6 @@
 """The PostgreSQL search index's tsvector is built in Python (`search.postgres_tsvector`) and sent
 in the binary format, instead of running the server's parser over words split and folded in
-Python (`db.search.TSVECTOR_SQL`, kept as the reference). On a real server, for text in many scripts
+Python (`tests/helpers_tsv.py`, kept as the reference). On a real server, for text in many scripts
 and at every limit of PostgreSQL's tsvector, both must give the same tsvector; where they
 differ (the parser splitting a word our query side keeps whole, a document over the size
 limit), the difference is asserted and the new one is shown to be what search needs.
@@ -15,44 +15,21 @@ from typing import Any
 
 import pytest
 
-from bm_sync.db.search import TSVECTOR_SQL
 from bm_sync.search import (
     PG_MAX_DATA_BYTES,
     WORD,
     fold,
-    postgres_columns,
     postgres_tsvector,
     search_doc,
     tsvector_binary,
     words,
 )
-from tests import postgres
 from tests.helpers import bm_json, write
 from tests.helpers_search import database_fixture, sync_args  # noqa: F401 - `database` fixture
+from tests.helpers_tsv import postgres_columns, reference_over_unnest, run_sql
 
 # The reference expression over one row of unnest(): a, b, c, d, scope (space-separated).
-_REFERENCE = TSVECTOR_SQL.replace("CAST(:scope AS text[])", "string_to_array(t.scope, ' ')")
-for _name in "abcd":
-    _REFERENCE = _REFERENCE.replace(f":{_name}", f"t.{_name}")
-
-
-def run_sql(sql: str, *args: object) -> list[tuple[Any, ...]]:
-    """Rows of `sql` (`$n` placeholders) on the test server, tsvector parameters sent as bytes
-    in the binary format, as the sync sends them."""
-
-    async def fetch() -> list[tuple[Any, ...]]:
-        import asyncpg  # type: ignore[import-untyped]
-
-        connection = await asyncpg.connect(postgres._driver_dsn(postgres.server().url))
-        try:
-            await connection.set_type_codec("tsvector", schema="pg_catalog", encoder=bytes,
-                                            decoder=bytes, format="binary")
-            return [tuple(row) for row in await connection.fetch(sql, *args)]
-        finally:
-            await connection.close()
-
-    rows: list[tuple[Any, ...]] = postgres._run_coroutine(fetch())
-    return rows
+_REFERENCE = reference_over_unnest()
 
 
 def document(title: str = "", body: str = "", *, tags: tuple[str, ...] = (),

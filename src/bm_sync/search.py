@@ -280,12 +280,13 @@ def _last_position(held: bytes) -> int:
 def postgres_tsvector(values: Sequence[str]) -> bytes:
     """The document's tsvector in PostgreSQL's binary format (`tsvectorrecv`): exactly what
     `setweight(to_tsvector('simple', a), 'A') || ... || to_tsvector('simple', d) ||
-    array_to_tsvector(scope)` makes of `postgres_columns(values)` (the server's parser then
-    never runs: it split `1e5x`, which no query could match; tests/test_tsv.py compares
-    them), with PostgreSQL's limits applied as its functions apply them: positions stop at
-    16383, a lexeme keeps 255 positions per column and 256 in all, a word over 2046 bytes is
-    skipped. Where the server refused the document (over 1 MB of lexemes and positions: the
-    note failed), the lexemes that come last (the body's) are left out until it fits.
+    array_to_tsvector(scope)` makes of the words of each column joined by spaces (the
+    server's parser then never runs: it split `1e5x`, which no query could match;
+    tests/test_tsv.py compares them with the reference in tests/helpers_tsv.py), with
+    PostgreSQL's limits applied as its functions apply them: positions stop at 16383, a
+    lexeme keeps 255 positions per column and 256 in all, a word over 2046 bytes is skipped.
+    Where the server refused the document (over 1 MB of lexemes and positions: the note
+    failed), the lexemes that come last (the body's) are left out until it fits.
 
     A lexeme's positions are held as one `bytes` (two bytes each, ascending), not a list:
     no object per position, nothing for the garbage collector to track."""
@@ -390,17 +391,3 @@ def tsvector_binary(lexemes: Mapping[str, bytes]) -> bytes:
     return b"".join([len(names).to_bytes(4, "big"), *chain.from_iterable(zip(
         map(str.encode, names), map(_COUNTS.__getitem__, map(len, held)), held,
         strict=True))])
-
-
-def postgres_columns(values: Sequence[str]) -> dict[str, Any]:
-    """The words PostgreSQL indexes, split and folded here (its parser never sees raw text):
-    weight A the title, B tags and permalink, C observations, path and CJK pieces, D the body,
-    and the filter tokens as lexemes of their own (`#` first: no query word can match them)."""
-    title, body, observations, tags, permalink, path, cjk, scope = values
-
-    def joined(*texts: str) -> str:
-        return " ".join(word for text in texts for word in words(fold(text)))
-
-    return {"a": joined(title), "b": joined(tags, permalink),
-            "c": joined(observations, path, cjk), "d": joined(body),
-            "scope": ["#" + token for token in scope.split()]}

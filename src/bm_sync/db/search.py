@@ -70,13 +70,6 @@ FTS_INSERT = f"INSERT INTO note_search (rowid, {_FTS_COLUMNS}) VALUES (:id, {_FT
 FTS_DELETE = (f"INSERT INTO note_search (note_search, rowid, {_FTS_COLUMNS}) "
               f"VALUES ('delete', :id, {_FTS_VALUES})")
 SQLITE_TEXT_INSERT = "INSERT INTO search_text (entity_id, project_id, z) VALUES (:id, :project, :z)"
-# What PostgreSQL's own functions make of the words of `postgres_columns`: the reference that
-# `bm_sync.search.postgres_tsvector` builds in Python (the index never runs this; the tests
-# compare the two).
-TSVECTOR_SQL = (
-    "setweight(to_tsvector('simple', :a), 'A') || setweight(to_tsvector('simple', :b), 'B')"
-    " || setweight(to_tsvector('simple', :c), 'C') || to_tsvector('simple', :d)"
-    " || array_to_tsvector(CAST(:scope AS text[]))")
 # The document's tsvector arrives in PostgreSQL's binary format (`postgres_tsvector`): the
 # server neither parses the words nor a text form (a tenant's documents: ~0.25 s of the
 # server's CPU, against ~0.6 s as a literal and ~1.2 s through to_tsvector).

@@ -13,19 +13,30 @@ from tests.helpers_firstsync import project_rows
 from tests.helpers_pgfirst import Database
 
 NOTES = 260  # two batches of 200: links cross them in both directions
+# Notes of the second batch (folder6) that take over a name the first batch's links resolved
+# to another note, by a better rule: a first sync inserts those links resolved before it
+# knows, so it must resolve them again.
+LATER_NAMES = {
+    251: "permalink: Note 5",  # [[Note 5]] (note 75): the permalink beats the title
+    244: "title: folder0/note-007.md",  # [[folder0/note-007.md]] (note 1): title beats path
+    237: "title: Note 12",  # [[Note 12]]: two notes with that title, the first by path wins
+}
 
 
 def tree(root: Path) -> None:
     """Notes that exercise every rule the write path applies: permalinks set in frontmatter
     (two notes wanting one, so one waits with `-1`), titles shared by two notes, links by
     permalink, title, path with and without `.md`, to notes of earlier and later batches,
+    names a later batch takes over (`LATER_NAMES`),
     repeated edges (collapsed), dangling links, observations with tags and context, NUL
     characters (PostgreSQL stores U+FFFD), and a file that is not a note."""
     for number in range(NOTES):
         name = f"folder{number % 7}/note-{number:03d}.md"
         later, earlier = (number + 130) % NOTES, (number * 7) % NOTES
         frontmatter = ""
-        if number % 40 == 0:
+        if number in LATER_NAMES:
+            frontmatter = f"---\n{LATER_NAMES[number]}\n---\n"
+        elif number % 40 == 0:
             frontmatter = "---\npermalink: shared-permalink\ntags: [a, b]\n---\n"
         elif number % 11 == 0:
             frontmatter = f"---\ntitle: Common Title {number % 3}\ntype: topic\n---\n"

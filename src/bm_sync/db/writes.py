@@ -7,7 +7,7 @@ Every list goes through `batches.chunks`, sized by the dialect's parameter limit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -100,14 +100,17 @@ async def replace_observations(session: AsyncSession,
 
 async def replace_relations(session: AsyncSession,
                             rows_by_entity: dict[int, list[dict[str, Any]]], *,
-                            new_entities: bool = False) -> None:
-    """Replace all outgoing relations of these entities (new ones start unresolved).
+                            new_entities: bool = False,
+                            resolve: Callable[[str], int | None] | None = None) -> None:
+    """Replace all outgoing relations of these entities. New ones start unresolved, or with
+    `resolve` (a first sync's `KnownTargets.guess`) pointing at the target it names, if known.
     `new_entities`: as for `replace_observations`."""
     if not new_entities:
         for chunk in chunks(session, list(rows_by_entity)):
             await session.execute(delete(Relation).where(Relation.from_id.in_(chunk)))
     await _insert_rows(session, RELATION_TABLE, RELATION_COLUMNS, [
-        (entity_id, None, row["to_name"], row["relation_type"], row["context"])
+        (entity_id, resolve(row["to_name"]) if resolve else None, row["to_name"],
+         row["relation_type"], row["context"])
         for entity_id, entity_rows in rows_by_entity.items() for row in entity_rows])
 
 
@@ -216,6 +219,26 @@ async def _unresolve(session: AsyncSession, entity_ids: list[int],
                           .values(to_id=None))
 
 
+async def unresolve_names(session: AsyncSession, project_id: int,
+                          names: Sequence[str]) -> None:
+    """Unresolve the project's relations naming any of `names` (by the to_name index)."""
+    in_project = select(Entity.id).where(Entity.project_id == project_id)
+    for chunk in chunks(session, names):
+        await session.execute(
+            update(Relation)
+            .where(Relation.to_name.in_(chunk), Relation.to_id.is_not(None),
+                   Relation.from_id.in_(in_project))
+            .values(to_id=None).execution_options(synchronize_session=False))
+
+
+async def unresolve_project(session: AsyncSession, project_id: int) -> None:
+    """Unresolve every relation of the project."""
+    in_project = select(Entity.id).where(Entity.project_id == project_id)
+    await session.execute(
+        update(Relation).where(Relation.to_id.is_not(None), Relation.from_id.in_(in_project))
+        .values(to_id=None).execution_options(synchronize_session=False))
+
+
 async def resolve_relations(session: AsyncSession, project_id: int,
                             targets: RelationTargets | None = None) -> None:
     """Point unresolved relations at their target: by permalink, then title, then path
@@ -227,12 +250,15 @@ async def resolve_relations(session: AsyncSession, project_id: int,
 
     With `targets` (what this sync wrote), only the relations it could have made resolvable
     are tried: a dangling link no write of this sync names stays as it was. Without, every
-    unresolved relation of the project is (a rebuild; a first sync, `targets.everything`)."""
+    unresolved relation of the project is (a rebuild; a first sync, `targets.everything`),
+    and the repeated edges of every note of the project are collapsed: a first sync inserts
+    some relations resolved (`KnownTargets`), so a note may repeat an edge without holding an
+    unresolved relation; elsewhere only a note with one can repeat an edge (every resolution
+    collapses its notes' edges), so the result is the same."""
     in_project = select(Entity.id).where(Entity.project_id == project_id)
     if targets is None or targets.everything:
         pending = list(await session.scalars(
-            select(Relation.from_id).distinct()
-            .where(Relation.to_id.is_(None), Relation.from_id.in_(in_project))))
+            select(Relation.from_id).distinct().where(Relation.from_id.in_(in_project))))
         scopes = [Relation.from_id.in_(in_project)] if pending else []
     else:
         relation_ids = await _pending_relations(session, project_id, targets)

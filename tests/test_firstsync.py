@@ -6,8 +6,14 @@ builds for the same files: every entity, observation, relation and search docume
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from tests import postgres
 from tests.helpers import run_bm, write
 from tests.helpers_firstsync import project_rows
 from tests.helpers_pgfirst import Database
@@ -53,22 +59,58 @@ def tree(root: Path) -> None:
     write(root, "assets/picture.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
 
 
-def test_a_first_sync_builds_what_the_general_path_builds(database: Database,
-                                                          tmp_path: Path) -> None:
+def sync_both_ways(tmp_path: Path, database: Database,
+                   make: Callable[[Path], None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rows of the tree `make` writes, synced once into a new project (the first-sync path)
+    and once into a project that already has a row (the general path)."""
     first = tmp_path / "first"
-    tree(first)
+    make(first)
     assert run_bm("sync", str(first), "--quiet").returncode == 0
-    # The same files reach a project that already has a row: the general write path.
     general = tmp_path / "general"
     write(general, "zz-placeholder.md", "# Placeholder\n")
     assert run_bm("sync", str(general), "--quiet").returncode == 0
     (general / "zz-placeholder.md").unlink()
-    tree(general)
+    make(general)
     assert run_bm("sync", str(general), "--quiet").returncode == 0
-    fresh, incremental = project_rows(database, first), project_rows(database, general)
+    return project_rows(database, first), project_rows(database, general)
+
+
+def test_a_first_sync_builds_what_the_general_path_builds(database: Database,
+                                                          tmp_path: Path) -> None:
+    fresh, incremental = sync_both_ways(tmp_path, database, tree)
     assert len(fresh["entity"]) == NOTES + 1
     assert sum(1 for row in fresh["relation"] if row[1] is not None) > NOTES * 3
     assert any(row[1] == "shared-permalink-1" for row in fresh["entity"])
     for table in ("entity", "observation", "relation", "search"):
         assert fresh[table] == incremental[table], table
 
+
+def collation_tree(root: Path) -> None:
+    """Two notes titled alike whose order by path differs between bytes (the order notes are
+    written in: `Zed` before `yak`) and the database's collation (en-US: `yak` first), in
+    two batches, and a link to their title from the first batch."""
+    write(root, "a/Zed.md", "# Same\n")
+    for number in range(199):
+        write(root, f"a/filler-{number:03d}.md", f"# Filler {number}\n\n- links_to [[Same]]\n")
+    write(root, "a/yak.md", "# Same\n")
+
+
+def test_a_link_to_a_shared_title_follows_the_database_collation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Among notes matching a link by title, the first by path in the database's collation
+    wins, which a first sync cannot judge while it writes: the link it inserted resolved
+    (to `Zed`, the only `Same` of the first batch) is resolved again once `yak` shares it."""
+    server = postgres.server().url
+    name = f"bm_test_{uuid.uuid4().hex[:16]}"
+    postgres._execute(server, f'CREATE DATABASE "{name}" TEMPLATE template0 '
+                              "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'")
+    url = server.split("?", 1)[0].rsplit("/", 1)[0] + f"/{name}?" + server.split("?", 1)[1]
+    monkeypatch.setenv("BM_DATABASE_URL", url)
+    try:
+        fresh, incremental = sync_both_ways(tmp_path, Database("postgres", url),
+                                            collation_tree)
+    finally:
+        postgres.drop_database(url)
+    targets = {row[1] for row in fresh["relation"]}
+    assert targets == {"a/yak.md"}
+    assert fresh["relation"] == incremental["relation"]

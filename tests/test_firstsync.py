@@ -33,7 +33,7 @@ def tree(root: Path) -> None:
     """Notes that exercise every rule the write path applies: permalinks set in frontmatter
     (two notes wanting one, so one waits with `-1`), titles shared by two notes, links by
     permalink, title, path with and without `.md`, to notes of earlier and later batches,
-    names a later batch takes over (`LATER_NAMES`),
+    names a later batch takes over (`LATER_NAMES`), one edge named two ways (collapsed),
     repeated edges (collapsed), dangling links, observations with tags and context, NUL
     characters (PostgreSQL stores U+FFFD), and a file that is not a note."""
     for number in range(NOTES):
@@ -53,6 +53,7 @@ def tree(root: Path) -> None:
             f"- relates_to [[note {later}]]\n"  # unresolved: no such title or path
             f"- links [[folder{later % 7}/note-{later:03d}]]\n"  # a path without .md
             f"- links [[folder{earlier % 7}/note-{earlier:03d}.md]]\n"  # a path with .md
+            f"- links [[folder{earlier % 7}/note-{earlier:03d}]]\n"  # that edge again
             f"- mentions [[Common Title {number % 3}]] and [[shared-permalink]]\n"
             f"- mentions [[common title {number % 3}]]\n"  # the same edge again
             f"- \"part of\" [[Note {earlier}]] (why \x00 not)\n"))

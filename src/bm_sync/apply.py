@@ -278,6 +278,10 @@ class BatchWriter:
         new = self.fresh and all(item.change.kind is ChangeKind.ADDED for item in items)
         if self.fresh and not new:
             self.known.off = True
+        if self.known.off:
+            # Relations held back go in unresolved, before anything this batch deletes, as
+            # they would have in their own batches (no longer held once this commits).
+            await writes.replace_relations(session, self.known.held(), new_entities=True)
         await self.run_log.mark_in_progress(session)
         recorded = await self.run_log.record(session, [item.change for item in items])
         deleted = [item.change.path for item in items if item.change.kind is ChangeKind.DELETED]
@@ -325,8 +329,9 @@ class BatchWriter:
             await writes.replace_observations(session, {
                 ids[item.change.path]: item.observations for item in markdown},
                 new_entities=new)
-            await writes.replace_relations(session, {
-                ids[item.change.path]: item.relations for item in markdown},
+            relations = {ids[item.change.path]: item.relations for item in markdown}
+            await writes.replace_relations(
+                session, self.known.hold(relations) if new else relations,
                 new_entities=new, resolve=self.known.guess if new else None)
             self.relation_targets.from_ids.update(ids[item.change.path] for item in markdown)
         if self.search:
@@ -412,6 +417,8 @@ class BatchWriter:
         inserted resolved whose target a later write put in doubt (`KnownTargets`): the
         resolution that follows in this transaction resolves them by the rules."""
         refused = await self._settle_permalinks(session)
+        await writes.replace_relations(session, self.known.take_held(), new_entities=True,
+                                       resolve=self.known.guess)
         if self.known.guessed:
             project_id = self.database.project_id
             if self.known.off:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from bm_sync import known_targets
+from bm_sync.sync import SyncEngine
 from tests import postgres
 from tests.helpers import run_bm, write
 from tests.helpers_firstsync import project_rows
@@ -115,3 +117,26 @@ def test_a_link_to_a_shared_title_follows_the_database_collation(
     targets = {row[1] for row in fresh["relation"]}
     assert targets == {"a/yak.md"}
     assert fresh["relation"] == incremental["relation"]
+
+
+async def test_past_its_memory_caps_a_first_sync_still_builds_the_same(
+        database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for 300 names and 40 held relations (a tenant needs ~10,000 and ~9,000), the
+    notes past the caps go in as the general path writes them: the rows are the same."""
+    first = tmp_path / "first"
+    tree(first)
+    with monkeypatch.context() as caps:
+        caps.setattr(known_targets, "NAMES_MAX", 300)
+        caps.setattr(known_targets, "HELD_MAX", 40)
+        async with SyncEngine.open(first, database.url) as engine:  # None: the default file
+            report = await engine.sync()
+    assert report.change_count == NOTES + 1
+    general = tmp_path / "general"
+    write(general, "zz-placeholder.md", "# Placeholder\n")
+    assert run_bm("sync", str(general), "--quiet").returncode == 0
+    (general / "zz-placeholder.md").unlink()
+    tree(general)
+    assert run_bm("sync", str(general), "--quiet").returncode == 0
+    fresh, incremental = project_rows(database, first), project_rows(database, general)
+    for table in ("entity", "observation", "relation", "search"):
+        assert fresh[table] == incremental[table], table

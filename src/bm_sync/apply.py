@@ -25,6 +25,7 @@ from bm_sync.db import writes
 from bm_sync.db.session import ProjectDatabase
 from bm_sync.errors import describe_os_error
 from bm_sync.hashing import blob_id, is_markdown
+from bm_sync.known_targets import KnownTargets
 from bm_sync.markdown import parse_note, permalink_from_path, title_from_path
 from bm_sync.runs import RunLog
 from bm_sync.search import SearchDoc, note_body, search_doc
@@ -210,6 +211,8 @@ class BatchWriter:
         # an added path has no row, permalink, observation or incoming relation to replace,
         # and the statements that would look for them are skipped. Known at the first write.
         self.fresh: bool | None = None
+        # A first sync's relations naming a note already written go in resolved.
+        self.known = KnownTargets()
 
     def prepare_batch(self, changes: list[Change]) -> list[PreparedChange]:
         """Parse a batch and stage its versions for the sync's pack (in a worker thread)."""
@@ -234,21 +237,24 @@ class BatchWriter:
                 result.failed.append((Failure(item.change.path, item.error), item.change))
             else:
                 ready.append(item)
-        # A rolled-back transaction must leave neither a dangling run id nor a mark it undid.
-        before = self.run_log.checkpoint()
+        # A rolled-back transaction must leave neither a dangling run id nor a mark it undid,
+        # nor a note it wrote known as a relation target.
+        before, known_before = self.run_log.checkpoint(), self.known.checkpoint()
         try:
             async with self.database.sessions() as session, session.begin():
                 recorded = await self._write(session, ready)
         except Exception:  # isolate the change that breaks the batch
             self.run_log.roll_back(before)
+            self.known.roll_back(known_before)
             self.database.raise_if_lost()  # a lost server is the run's end, not one file's
             for item in ready:
-                before = self.run_log.checkpoint()
+                before, known_before = self.run_log.checkpoint(), self.known.checkpoint()
                 try:
                     async with self.database.sessions() as session, session.begin():
                         recorded = await self._write(session, [item])
                 except Exception as error:  # one file's problem never aborts the run
                     self.run_log.roll_back(before)
+                    self.known.roll_back(known_before)
                     self.database.raise_if_lost()
                     message = f"database: {type(error).__name__}: {str(error).splitlines()[0]}"
                     result.failed.append((Failure(item.change.path, message), item.change))
@@ -259,6 +265,7 @@ class BatchWriter:
             for item in ready:
                 _applied(item, result)
             result.recorded.extend(recorded)
+        self.known.committed()
         return result
 
     async def _write(self, session: AsyncSession, items: list[PreparedChange]) -> list[Change]:
@@ -269,6 +276,12 @@ class BatchWriter:
             self.relation_targets.everything = self.fresh
         # Each path comes once per sync: an add into a fresh project meets no row of its own.
         new = self.fresh and all(item.change.kind is ChangeKind.ADDED for item in items)
+        if self.fresh and not new:
+            self.known.off = True
+        if self.known.off:
+            # Relations held back go in unresolved, before anything this batch deletes, as
+            # they would have in their own batches (no longer held once this commits).
+            await writes.replace_relations(session, self.known.held(), new_entities=True)
         await self.run_log.mark_in_progress(session)
         recorded = await self.run_log.record(session, [item.change for item in items])
         deleted = [item.change.path for item in items if item.change.kind is ChangeKind.DELETED]
@@ -307,15 +320,19 @@ class BatchWriter:
             if item.entity:
                 self.relation_targets.wrote(item.change.path, item.entity["title"],
                                             item.entity["permalink"])
+                if new:
+                    self.known.wrote(ids[item.change.path], item.change.path,
+                                     item.entity["title"], item.entity["permalink"])
         markdown = [item for item in rows
                     if item.entity and item.entity["content_type"] == MARKDOWN]
         if markdown:
             await writes.replace_observations(session, {
                 ids[item.change.path]: item.observations for item in markdown},
                 new_entities=new)
-            await writes.replace_relations(session, {
-                ids[item.change.path]: item.relations for item in markdown},
-                new_entities=new)
+            relations = {ids[item.change.path]: item.relations for item in markdown}
+            await writes.replace_relations(
+                session, self.known.hold(relations) if new else relations,
+                new_entities=new, resolve=self.known.guess if new else None)
             self.relation_targets.from_ids.update(ids[item.change.path] for item in markdown)
         if self.search:
             await search_rows.replace_docs(session, project_id, {
@@ -396,6 +413,22 @@ class BatchWriter:
         return unsettled
 
     async def settle_permalinks(self, session: AsyncSession) -> list[Failure]:
+        """Settle the permalinks (`_settle_permalinks`), then unresolve the relations this sync
+        inserted resolved whose target a later write put in doubt (`KnownTargets`): the
+        resolution that follows in this transaction resolves them by the rules."""
+        refused = await self._settle_permalinks(session)
+        await writes.replace_relations(session, self.known.take_held(), new_entities=True,
+                                       resolve=self.known.guess)
+        if self.known.guessed:
+            project_id = self.database.project_id
+            if self.known.off:
+                await writes.unresolve_project(session, project_id)
+            else:
+                await writes.unresolve_names(session, project_id, sorted(self.known.doubtful))
+        self.known.forget()
+        return refused
+
+    async def _settle_permalinks(self, session: AsyncSession) -> list[Failure]:
         """At the end of a sync: each note that did not get the permalink it wants (in this
         sync or any earlier one: the row remembers it) gets it now if it is free (its holder
         was deleted, moved away, or let it go in a later batch), frontmatter permalinks first,
@@ -420,6 +453,7 @@ class BatchWriter:
         # Let go of them all first: a cycle (two notes swapping) settles only together.
         held = await writes.release_permalinks(session, project_id,
                                                [path for path, _wish in pending])
+        self.known.doubtful.update(held.values())  # relations naming them are resolved again
         owners = await writes.permalink_owners(
             session, project_id,
             sorted({desired for _path, (desired, _) in pending} | set(held.values())))
@@ -433,6 +467,7 @@ class BatchWriter:
                 settled.append(path)
                 await writes.set_permalink(session, project_id, path, desired)
                 self.relation_targets.names.add(desired)
+                self.known.doubtful.add(desired)
         await writes.set_wanted_permalinks(session, project_id, {}, settled)
         refused = []
         for path, desired in unserved:  # what it held, if still free, else the next suffix
@@ -444,6 +479,7 @@ class BatchWriter:
             owners[candidate] = path
             await writes.set_permalink(session, project_id, path, candidate)
             self.relation_targets.names.add(candidate)
+            self.known.doubtful.add(candidate)
             if claims.get(path) == desired:
                 refused.append(Failure(path, f"permalink {desired!r} is held by "
                                              f"{owners[desired]}; keeps {candidate!r}"))

@@ -42,8 +42,8 @@ Query = Callable[[str, dict[str, Any]], Any]
 
 
 def reference_modules(reference: str) -> tuple[types.ModuleType, types.ModuleType]:
-    """(db.search, search_query) as `reference` has them, importing this checkout's other
-    modules (bm_sync.search, ...)."""
+    """(db.search, search_query) as `reference` has them, with the reference's bm_sync.search
+    and this checkout's other modules."""
 
     def load(name: str, path: str) -> types.ModuleType:
         source = subprocess.run(["git", "-C", str(REPO), "show", f"{reference}:{path}"],
@@ -55,12 +55,16 @@ def reference_modules(reference: str) -> tuple[types.ModuleType, types.ModuleTyp
         return module
 
     query_module = load("reference_search_query", "src/bm_sync/search_query.py")
-    saved = sys.modules["bm_sync.search_query"]
-    sys.modules["bm_sync.search_query"] = query_module  # what the reference's import finds
+    search_module = load("reference_search", "src/bm_sync/search.py")
+    saved = {name: sys.modules[name] for name in ("bm_sync.search_query", "bm_sync.search")}
+    # what the reference's imports find (its db/search.py may import names this checkout's
+    # modules no longer have)
+    sys.modules["bm_sync.search_query"] = query_module
+    sys.modules["bm_sync.search"] = search_module
     try:
         rows_module = load("reference_db_search", "src/bm_sync/db/search.py")
     finally:
-        sys.modules["bm_sync.search_query"] = saved
+        sys.modules.update(saved)
     return rows_module, query_module
 
 

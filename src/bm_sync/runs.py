@@ -49,6 +49,7 @@ class RunLog:
         self.confirmed_run_id: int | None = None
         self.rebuilding = False
         self._marked = False
+        self._history_before: bool | None = None
 
     def begin(self, started_at: float, confirmed_run_id: int | None, rebuilding: bool) -> None:
         """Start the run of one sync. An engine may sync many times (a watcher): each sync is
@@ -60,6 +61,7 @@ class RunLog:
         self.confirmed_run_id = confirmed_run_id
         self.rebuilding = rebuilding
         self._marked = False
+        self._history_before = None
 
     def checkpoint(self) -> RunState:
         return RunState(self.run_id, self._marked)
@@ -78,8 +80,13 @@ class RunLog:
         transaction that applies the changes: a crash never records a change that was not
         applied, nor applies one that is not recorded. Returns the changes as recorded (what
         the sync reports: one truth for the report and the history)."""
-        latest = await run_rows.latest_changes(session, self.project_id,
-                                               [change.path for change in changes])
+        if self._history_before is None:  # asked once a sync, before it records anything
+            self._history_before = await run_rows.has_changes(session, self.project_id)
+        # A project without history (a first sync) has no newest row to look up: this run
+        # records each path at most once, and no other run recorded any.
+        latest = (await run_rows.latest_changes(session, self.project_id,
+                                                [change.path for change in changes])
+                  if self._history_before else {})
         rows = []
         recorded_changes = []
         counts: dict[str, int] = {}

@@ -16,9 +16,13 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bm_sync.db.batches import chunks
+from bm_sync.db.batches import append_rows, chunks
 from bm_sync.db.models import FileChange, Project, SyncFailure, SyncRun
 from bm_sync.identity import folder_identity
+
+# `file_change`'s columns as `insert_changes` writes them (the id is the database's).
+CHANGE_COLUMNS = ("run_id", "project_id", "kind", "path", "old_path", "content_id", "size",
+                  "mtime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +132,10 @@ async def insert_run(session: AsyncSession, project_id: int, started_at: float) 
 
 async def insert_changes(session: AsyncSession, run_id: int, rows: list[dict[str, Any]],
                          counts: dict[str, int]) -> None:
-    """The run's `file_change` rows, and its per-kind counters raised by `counts`."""
-    await session.execute(FileChange.metadata.tables["file_change"].insert(),
-                          [{**row, "run_id": run_id} for row in rows])
+    """The run's `file_change` rows (one COPY on PostgreSQL: a first sync records every file),
+    and its per-kind counters raised by `counts`."""
+    await append_rows(session, FileChange.metadata.tables["file_change"], CHANGE_COLUMNS, [
+        (run_id, *(row[column] for column in CHANGE_COLUMNS[1:])) for row in rows])
     await session.execute(update(SyncRun).where(SyncRun.id == run_id).values(
         added=SyncRun.added + counts.get("added", 0),
         modified=SyncRun.modified + counts.get("modified", 0),
@@ -142,6 +147,13 @@ async def complete_run(session: AsyncSession, run_id: int, duration_s: float,
                        failed: int) -> None:
     await session.execute(update(SyncRun).where(SyncRun.id == run_id).values(
         status="completed", duration_s=duration_s, failed=failed))
+
+
+async def has_changes(session: AsyncSession, project_id: int) -> bool:
+    """Whether the project has any `file_change` row (an index probe)."""
+    found = await session.execute(select(FileChange.id).where(
+        FileChange.project_id == project_id).limit(1))
+    return found.first() is not None
 
 
 async def latest_changes(session: AsyncSession, project_id: int,

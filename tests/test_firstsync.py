@@ -69,13 +69,19 @@ def sync_both_ways(tmp_path: Path, database: Database,
     first = tmp_path / "first"
     make(first)
     assert run_bm("sync", str(first), "--quiet").returncode == 0
+    return project_rows(database, first), project_rows(database, general_path(tmp_path, make))
+
+
+def general_path(tmp_path: Path, make: Callable[[Path], None]) -> Path:
+    """The folder `tmp_path / "general"` holding the tree `make` writes, synced through the
+    general path: its project had a row (a placeholder note, deleted by the same sync)."""
     general = tmp_path / "general"
     write(general, "zz-placeholder.md", "# Placeholder\n")
     assert run_bm("sync", str(general), "--quiet").returncode == 0
     (general / "zz-placeholder.md").unlink()
     make(general)
     assert run_bm("sync", str(general), "--quiet").returncode == 0
-    return project_rows(database, first), project_rows(database, general)
+    return general
 
 
 def test_a_first_sync_builds_what_the_general_path_builds(database: Database,
@@ -131,12 +137,7 @@ async def test_past_its_memory_caps_a_first_sync_still_builds_the_same(
         async with SyncEngine.open(first, database.url) as engine:  # None: the default file
             report = await engine.sync()
     assert report.change_count == NOTES + 1
-    general = tmp_path / "general"
-    write(general, "zz-placeholder.md", "# Placeholder\n")
-    assert run_bm("sync", str(general), "--quiet").returncode == 0
-    (general / "zz-placeholder.md").unlink()
-    tree(general)
-    assert run_bm("sync", str(general), "--quiet").returncode == 0
+    general = general_path(tmp_path, tree)
     fresh, incremental = project_rows(database, first), project_rows(database, general)
     for table in ("entity", "observation", "relation", "search"):
         assert fresh[table] == incremental[table], table

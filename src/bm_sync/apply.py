@@ -421,10 +421,8 @@ class BatchWriter:
                                        resolve=self.known.guess)
         if self.known.guessed:
             project_id = self.database.project_id
-            if self.known.off:
-                await writes.unresolve_project(session, project_id)
-            else:
-                await writes.unresolve_names(session, project_id, sorted(self.known.doubtful))
+            await writes.unresolve_names(
+                session, project_id, None if self.known.off else sorted(self.known.doubtful))
         self.known.forget()
         return refused
 

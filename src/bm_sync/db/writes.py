@@ -194,23 +194,16 @@ async def _unresolve(session: AsyncSession, entity_ids: list[int],
 
 
 async def unresolve_names(session: AsyncSession, project_id: int,
-                          names: Sequence[str]) -> None:
-    """Unresolve the project's relations naming any of `names` (by the to_name index)."""
-    in_project = select(Entity.id).where(Entity.project_id == project_id)
-    for chunk in chunks(session, names):
-        await session.execute(
-            update(Relation)
-            .where(Relation.to_name.in_(chunk), Relation.to_id.is_not(None),
-                   Relation.from_id.in_(in_project))
-            .values(to_id=None).execution_options(synchronize_session=False))
-
-
-async def unresolve_project(session: AsyncSession, project_id: int) -> None:
-    """Unresolve every relation of the project."""
-    in_project = select(Entity.id).where(Entity.project_id == project_id)
-    await session.execute(
-        update(Relation).where(Relation.to_id.is_not(None), Relation.from_id.in_(in_project))
-        .values(to_id=None).execution_options(synchronize_session=False))
+                          names: Sequence[str] | None) -> None:
+    """Unresolve the project's relations naming any of `names` (by the to_name index), or
+    with None every relation of the project."""
+    resolved = (Relation.to_id.is_not(None),
+                Relation.from_id.in_(select(Entity.id).where(Entity.project_id == project_id)))
+    by_name = ([[Relation.to_name.in_(chunk)] for chunk in chunks(session, names)]
+               if names is not None else [[]])
+    for condition in by_name:
+        await session.execute(update(Relation).where(*resolved, *condition).values(to_id=None)
+                              .execution_options(synchronize_session=False))
 
 
 async def resolve_relations(session: AsyncSession, project_id: int,
